@@ -1,0 +1,156 @@
+"""The shared retry policy and session plumbing of the two API clients.
+
+Pure functions decide (`should_retry`, `backoff_delay`, `retry_after_seconds`, `retry_delay`);
+`send_with_retries` runs the loop. Sleeping and jitter are looked up in this module at call time,
+so tests patch `lib.http.sleep` and `lib.http.jitter` and count calls without waiting.
+"""
+from __future__ import annotations
+
+import random
+import re
+import time
+from email.utils import parsedate_to_datetime
+from typing import Callable, Iterable, Mapping
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+USER_AGENT = "clevertap-clearout-dashboard/1.0 (+python-requests)"
+
+sleep: Callable[[float], None] = time.sleep
+jitter: Callable[[], float] = random.random
+
+# A server hint longer than this is clamped: waiting longer than a minute inside one call blocks
+# the worker, and Clearout's rate-limit window is 60 s anyway.
+MAX_HINT_SECONDS = 60.0
+
+# Timeouts and connection failures, the exceptions a retry can cure.
+TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+def should_retry(status: int | None, attempt: int, max_retries: int) -> bool:
+    """True when a reply (or a timeout/connection error, `status=None`) deserves another attempt.
+
+    Args:
+        attempt: retries already made (0 before the first retry).
+    """
+    if attempt >= max_retries:
+        return False
+    return status is None or status == 429 or 500 <= status <= 599
+
+
+def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0,
+                  jitter: Callable[[], float] = random.random) -> float:
+    """Capped exponential delay before retry number `attempt + 1`, jittered into [half, full]."""
+    ceiling = min(cap, base * (2 ** max(attempt, 0)))
+    return ceiling * (0.5 + 0.5 * jitter())
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None and not isinstance(headers, requests.structures.CaseInsensitiveDict):
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+    return None if value is None else str(value).strip()
+
+
+def retry_after_seconds(headers: Mapping[str, str], *, now: Callable[[], float] = time.time) -> float | None:
+    """The server's wait hint in seconds: Retry-After (seconds or HTTP date), else x-ratelimit-reset."""
+    retry_after = _header(headers, "Retry-After")
+    if retry_after:
+        try:
+            return max(0.0, float(retry_after))
+        except ValueError:
+            pass
+        try:
+            return max(0.0, parsedate_to_datetime(retry_after).timestamp() - now())
+        except (TypeError, ValueError, IndexError, OverflowError):
+            pass
+    reset = _header(headers, "x-ratelimit-reset")
+    if reset:
+        try:
+            seconds = float(reset)
+        except ValueError:
+            return None
+        # Clearout documents seconds until the reset; a value this large can only be an epoch time.
+        if seconds > 1e9:
+            seconds -= now()
+        return max(0.0, seconds)
+    return None
+
+
+def retry_delay(status: int | None, headers: Mapping[str, str] | None, attempt: int) -> float:
+    """How long to wait before the next attempt: the server's hint wins on 429/503, else backoff."""
+    if status in (429, 503) and headers is not None:
+        hint = retry_after_seconds(headers)
+        if hint is not None:
+            return min(hint, MAX_HINT_SECONDS)
+    return backoff_delay(attempt, jitter=jitter)
+
+
+def was_not_sent(exc: BaseException) -> bool:
+    """True when a request provably never reached the server (connect refused, DNS, connect timeout)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return type(reason).__name__ in ("NewConnectionError", "NameResolutionError", "ConnectTimeoutError")
+
+
+def send_with_retries(send: Callable[[], requests.Response], *, max_retries: int,
+                      idempotent: bool = True) -> requests.Response:
+    """Call `send` until a reply is final or attempts run out; return the last reply.
+
+    `send` must build a fresh request each time (a streamed body cannot be replayed).
+    When `idempotent` is False, only failures that provably never reached the server are
+    retried, because a timed-out upload may have been accepted (a duplicate costs credits).
+
+    Raises:
+        The last requests exception when every attempt failed without a reply.
+    """
+    attempt = 0
+    while True:
+        try:
+            response = send()
+        except TRANSIENT_ERRORS as exc:
+            if not should_retry(None, attempt, max_retries) or not (idempotent or was_not_sent(exc)):
+                raise
+            delay = retry_delay(None, None, attempt)
+        else:
+            if not should_retry(response.status_code, attempt, max_retries):
+                return response
+            delay = retry_delay(response.status_code, response.headers, attempt)
+            response.close()
+        sleep(delay)
+        attempt += 1
+
+
+def make_session(*, headers: Mapping[str, str] | None = None, pool_maxsize: int = 16) -> requests.Session:
+    """A Session with our User-Agent and a connection pool big enough for parallel uploads."""
+    session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
+    session.headers.update(headers or {})
+    # Retries are ours (send_with_retries); urllib3's own would double them and ignore Retry-After.
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def host_of(url: str) -> str:
+    """The host[:port] of a URL, without any user info, for messages."""
+    parts = urlsplit(url)
+    return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else url
+
+
+def safe_text(text: object, *, secrets: Iterable[str | None] = (), limit: int = 300) -> str:
+    """Server text fit for a message: one line, bounded, with any known secret masked.
+
+    Messages are built from this and our own words only, never from headers or request bodies;
+    masking is a second line of defence in case a server echoes a credential back.
+    """
+    line = re.sub(r"\s+", " ", str(text or "")).strip()
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            line = line.replace(secret, "[redacted]")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
