@@ -1,0 +1,542 @@
+"""CleverTap server API client (profiles, counts, upload, subscribe) and its error hierarchy.
+
+Contract: /work/shared/reference/clevertap-api.md. Every call goes through `_request()`, which
+retries 429/5xx/timeouts (lib.http) and turns failures, including HTTP 200 `"status":"fail"`
+replies, into one exception hierarchy whose messages never carry the passcode.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Callable, Iterable, Iterator, Mapping
+from urllib.parse import urlencode
+
+import requests
+
+from lib import http
+
+
+@dataclass(frozen=True)
+class Region:
+    code: str
+    label: str
+    host: str
+
+
+# Europe has two documented hosts, api.clevertap.com [CAC] and eu1.api.clevertap.com (official Node
+# SDK, newest GUP doc): we use eu1 so every region follows the one <region>.api pattern the SDK uses.
+REGIONS: dict[str, Region] = {r.code: r for r in (
+    Region("EU1", "Europe", "eu1.api.clevertap.com"),
+    Region("IN1", "India", "in1.api.clevertap.com"),
+    Region("US1", "United States", "us1.api.clevertap.com"),
+    Region("SG1", "Singapore", "sg1.api.clevertap.com"),
+    Region("APS3", "Indonesia", "aps3.api.clevertap.com"),
+    Region("MEC1", "Middle East (UAE)", "mec1.api.clevertap.com"),
+)}
+
+MAX_UPLOAD_BATCH = 1000
+MAX_UPLOAD_CONCURRENCY = 15  # per account, above it CleverTap answers 429
+BATCH_BUCKETS = 23  # batch_size must be a multiple of 23 (CleverTap's storage buckets)
+MAX_BATCH_SIZE = 5000 // BATCH_BUCKETS * BATCH_BUCKETS  # 4991
+IN_PROGRESS_CODE = 2
+SUBSCRIBE_STATUSES = ("Unsubscribe", "Resubscribe")
+
+# "Request still in progress" is retried on the same cursor. Third-party scripts wait 15 s, but a
+# page is usually ready within a second or two, so we start at 0.5 s and double up to 15 s: short
+# waits for the common case, the scripts' 15 s for slow pages, and a bound on the total.
+IN_PROGRESS_FIRST_WAIT = 0.5
+IN_PROGRESS_MAX_WAIT = 15.0
+IN_PROGRESS_TOTAL_WAIT = 600.0
+
+
+class CleverTapError(Exception):
+    """A CleverTap call failed; `str()` says what to do. Carries HTTP status, API code, server text."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: int | None = None,
+                 server_message: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.server_message = server_message
+
+
+class CleverTapAuthError(CleverTapError):
+    """The project id or passcode was rejected (401/403)."""
+
+
+class CleverTapWrongRegionError(CleverTapAuthError):
+    """The credentials are valid, but in another region (`working_region`)."""
+
+    def __init__(self, message: str, *, working_region: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.working_region = working_region
+
+
+class CleverTapRateLimitError(CleverTapError):
+    """Too many concurrent requests, still after retrying (429)."""
+
+
+class CleverTapRequestError(CleverTapError):
+    """CleverTap refused the request itself (other 4xx, or HTTP 200 with status fail)."""
+
+
+class CleverTapServerError(CleverTapError):
+    """CleverTap kept failing on its side (5xx) after retrying."""
+
+
+class CleverTapConnectionError(CleverTapError):
+    """CleverTap could not be reached (network, DNS, proxy, timeout) after retrying."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    identity: str | None
+    object_id: str | None
+    email: str | None
+    name: str | None
+    msg_email: bool | None  # MSG-email: False = unsubscribed from email
+    properties: dict[str, Any]
+    raw: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Unprocessed:
+    record_index: int | None  # 0-based position in the records given to the call
+    code: int | None
+    error: str
+    record: dict[str, Any] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    index: int  # 0-based batch number within the call
+    start: int  # position of the batch's first record within the call's records
+    sent: int
+    processed: int
+    unprocessed: tuple[Unprocessed, ...]
+    status: str  # success | partial | fail, as CleverTap said
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    batches: int
+    sent: int
+    processed: int
+    unprocessed: tuple[Unprocessed, ...]
+
+    @classmethod
+    def from_outcomes(cls, outcomes: Iterable[BatchOutcome]) -> UploadResult:
+        ordered = sorted(outcomes, key=lambda o: o.index)
+        return cls(batches=len(ordered), sent=sum(o.sent for o in ordered),
+                   processed=sum(o.processed for o in ordered),
+                   unprocessed=tuple(u for o in ordered for u in o.unprocessed))
+
+
+def region_from_dashboard_url(url: str) -> str | None:
+    """The region code of a dashboard URL ("https://in1.dashboard.clevertap.com/..." -> "IN1")."""
+    text = url.strip()
+    match = re.match(r"^(?:[a-z][a-z0-9+.-]*://)?([^/?#:@]+)", text, re.IGNORECASE)
+    host = match.group(1).lower() if match else ""
+    if not host.endswith("dashboard.clevertap.com"):
+        return None
+    prefix = host[: -len("dashboard.clevertap.com")].rstrip(".")
+    if not prefix:
+        return "EU1"  # the unprefixed dashboard belongs to the default region, as api.clevertap.com does
+    code = prefix.split(".")[-1].upper()
+    return code if code in REGIONS else None
+
+
+def _yyyymmdd(value: date) -> int:
+    return value.year * 10000 + value.month * 100 + value.day
+
+
+def _query_body(event_name: str, from_date: date, to_date: date,
+                filters: list[dict[str, Any]] | dict[str, Any] | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"event_name": event_name, "from": _yyyymmdd(from_date), "to": _yyyymmdd(to_date)}
+    if filters:
+        body["common_profile_properties"] = {"profile_fields": filters}
+    return body
+
+
+def normalise_batch_size(batch_size: int) -> int:
+    """A batch_size CleverTap accepts: a multiple of 23, at least 23 (below acts as unlimited), ≤ 5000."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be positive")
+    return max(BATCH_BUCKETS, min(MAX_BATCH_SIZE, batch_size // BATCH_BUCKETS * BATCH_BUCKETS))
+
+
+def is_not_found(status: int, payload: Mapping[str, Any]) -> bool:
+    """True when a profile.json reply means "no such profile".
+
+    UNCONFIRMED: the reference has no sample of the not-found reply. We accept HTTP 404, a success
+    without a record, or a fail whose text says not found; every other fail stays an error.
+    """
+    if status == 404:
+        return True
+    if status != 200:
+        return False
+    if payload.get("status") == "success":
+        return not payload.get("record")
+    text = str(payload.get("error") or payload.get("message") or "").lower()
+    return payload.get("status") == "fail" and bool(
+        re.search(r"not found|does not exist|no (such )?(profile|user|record)", text))
+
+
+def _bool_or_none(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
+
+
+def _profile_from_record(record: Mapping[str, Any]) -> Profile:
+    data = record.get("profileData") or {}
+    platforms = record.get("platformInfo") or []
+    object_id = record.get("objectId") or next(
+        (p.get("objectId") for p in platforms if isinstance(p, dict) and p.get("objectId")), None)
+    identity = record.get("identity") or data.get("Identity") or data.get("identity")
+    msg_email = record.get("MSG-email", data.get("MSG-email"))
+    return Profile(
+        identity=None if identity is None else str(identity),
+        object_id=object_id,
+        email=record.get("email") or data.get("Email") or data.get("email"),
+        name=record.get("name") or data.get("Name") or data.get("name"),
+        msg_email=_bool_or_none(msg_email),
+        properties=dict(data),
+        raw=dict(record),
+    )
+
+
+_RECORD_NUMBER = re.compile(r"record number\s*:\s*(\d+)", re.IGNORECASE)
+
+
+def _record_position(item: Mapping[str, Any], batch: list[dict[str, Any]]) -> int | None:
+    """0-based position in the batch of one `unprocessed` entry: the 1-based number in the error
+    text when present, else the first record with the same identifier as the echo."""
+    match = _RECORD_NUMBER.search(str(item.get("error") or ""))
+    if match and 1 <= int(match.group(1)) <= len(batch):
+        return int(match.group(1)) - 1
+    echo = item.get("record")
+    if isinstance(echo, dict):
+        for key in ("identity", "objectId", "value"):
+            if echo.get(key) is not None:
+                return next((i for i, r in enumerate(batch) if r.get(key) == echo.get(key)), None)
+    return None
+
+
+def _outcome(payload: Mapping[str, Any], batch: list[dict[str, Any]], index: int, start: int) -> BatchOutcome:
+    unprocessed = []
+    for item in payload.get("unprocessed") or []:
+        if not isinstance(item, dict):
+            continue
+        position = _record_position(item, batch)
+        code = item.get("code")
+        unprocessed.append(Unprocessed(
+            record_index=None if position is None else start + position,
+            code=int(code) if isinstance(code, (int, str)) and str(code).isdigit() else None,
+            error=str(item.get("error") or ""), record=item.get("record")))
+    processed = payload.get("processed")
+    if not isinstance(processed, int):
+        processed = len(batch) - len(unprocessed)
+    return BatchOutcome(index=index, start=start, sent=len(batch), processed=processed,
+                        unprocessed=tuple(unprocessed), status=str(payload.get("status") or ""))
+
+
+class CleverTapClient:
+    """One CleverTap project in one region. Use as a context manager or call `close()`."""
+
+    def __init__(self, account_id: str, passcode: str, region: str, *, base_url: str | None = None,
+                 timeout: float = 30.0, max_retries: int = 5) -> None:
+        code = region.strip().upper()
+        if code not in REGIONS:
+            raise ValueError(f"Unknown CleverTap region {region!r}: choose one of {', '.join(REGIONS)}")
+        self.account_id = account_id.strip()
+        self._passcode = passcode.strip()
+        self.region = code
+        self._base_template = base_url.rstrip("/") if base_url else None
+        self.base_url = self._base_for(code)
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._session = http.make_session(
+            headers={"X-CleverTap-Account-Id": self.account_id, "X-CleverTap-Passcode": self._passcode},
+            pool_maxsize=MAX_UPLOAD_CONCURRENCY + 1)
+
+    def __repr__(self) -> str:
+        return (f"CleverTapClient(account_id={self.account_id!r}, passcode='***', "
+                f"region={self.region!r}, base_url={self.base_url!r})")
+
+    def __enter__(self) -> CleverTapClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _base_for(self, code: str) -> str:
+        if self._base_template is None:
+            return f"https://{REGIONS[code].host}"
+        return self._base_template.replace("{region}", code.lower())
+
+    @property
+    def _regions_have_own_base(self) -> bool:
+        return self._base_template is None or "{region}" in self._base_template
+
+    def _request(self, method: str, path: str, *, query: Mapping[str, Any] | str | None = None,
+                 body: Any = None, base: str | None = None, max_retries: int | None = None) -> dict[str, Any]:
+        """Send one API call with retries; return the JSON reply or raise a CleverTapError.
+
+        `query` may be a ready query string: cursors are sent byte for byte as received.
+        """
+        url = (base or self.base_url) + path
+        if query:
+            url += "?" + (query if isinstance(query, str) else urlencode(query))
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        # CleverTap's newest docs say not to send Content-Type on GET.
+        headers = {"Content-Type": "application/json"} if method == "POST" else None
+        try:
+            response = http.send_with_retries(
+                lambda: self._session.request(method, url, data=data, headers=headers, timeout=self.timeout),
+                max_retries=self.max_retries if max_retries is None else max_retries)
+        except requests.RequestException as exc:
+            raise CleverTapConnectionError(
+                f"Could not reach CleverTap at {http.host_of(url)}: check the network or proxy"
+                + (" (the request timed out)" if isinstance(exc, requests.Timeout) else "")) from None
+        return self._payload_or_raise(response, url)
+
+    def _payload_or_raise(self, response: requests.Response, url: str) -> dict[str, Any]:
+        try:
+            payload = json.loads(response.content) if response.content else {}
+        except ValueError:
+            payload = {}
+        if not isinstance(payload, dict):
+            payload = {"records": payload}
+        status = response.status_code
+        if status < 300 and payload.get("status") != "fail":
+            return payload
+        # An upload whose records all failed is an outcome (per-record errors), not a failure.
+        if status < 300 and "unprocessed" in payload:
+            return payload
+        raise self._error_for(status, payload, url, response.text if not payload else "")
+
+    def _error_for(self, status: int, payload: Mapping[str, Any], url: str, text: str) -> CleverTapError:
+        """The one mapping from an HTTP status and reply body to an exception."""
+        server = http.safe_text(payload.get("error") or payload.get("message") or text,
+                                secrets=(self._passcode,))
+        raw_code = payload.get("code")
+        code = int(raw_code) if isinstance(raw_code, (int, str)) and str(raw_code).isdigit() else None
+        said = f" (CleverTap said: {server})" if server else ""
+        fields = {"status": status, "code": code, "server_message": server or None}
+        if status in (401, 403) or code in (401, 403):
+            return CleverTapAuthError(
+                f"CleverTap rejected project id {self.account_id} or its passcode in region "
+                f"{self.region}: check both (Settings → Projects in the dashboard){said}", **fields)
+        if status == 429:
+            return CleverTapRateLimitError(
+                "CleverTap says too many requests are running for this project: wait a minute and "
+                f"try again, or stop other tools using the API{said}", **fields)
+        if status >= 500:
+            return CleverTapServerError(
+                f"CleverTap at {http.host_of(url)} kept failing (HTTP {status}): try again later{said}",
+                **fields)
+        return CleverTapRequestError(f"CleverTap refused the request{said or f' (HTTP {status})'}", **fields)
+
+    # -- credentials ----------------------------------------------------------------------------
+
+    def check_credentials(self) -> None:
+        """Make one cheap call; raise if the project id, passcode or region is wrong.
+
+        Raises:
+            CleverTapWrongRegionError: the credentials work in another region (it is named).
+            CleverTapAuthError: rejected everywhere we could ask.
+            CleverTapConnectionError: CleverTap could not be reached.
+        """
+        try:
+            self._probe(self.base_url, max_retries=None)
+        except CleverTapAuthError as exc:
+            if exc.status != 401 or not self._regions_have_own_base:
+                raise
+            working = self._find_working_region()
+            if working is None:
+                raise
+            raise CleverTapWrongRegionError(
+                f"CleverTap project {self.account_id} belongs to region {working} "
+                f"({REGIONS[working].label}), not {self.region} ({REGIONS[self.region].label}): "
+                f"choose {working} and connect again", working_region=working,
+                status=exc.status, code=exc.code, server_message=exc.server_message) from None
+
+    def _probe(self, base: str, *, max_retries: int | None) -> None:
+        # An identity no real profile has: "not found" proves the credentials work, at the cost of one read.
+        query = {"identity": "__credentials-check__"}
+        try:
+            self._request("GET", "/1/profile.json", query=query, base=base, max_retries=max_retries)
+        except CleverTapRequestError as exc:
+            if not is_not_found(exc.status or 0, {"status": "fail", "error": exc.server_message or ""}):
+                raise
+
+    def _find_working_region(self) -> str | None:
+        for code in REGIONS:
+            if code == self.region:
+                continue
+            try:
+                # One attempt each: this is a hint for the message, not worth minutes of retries.
+                self._probe(self._base_for(code), max_retries=0)
+            except CleverTapError:
+                continue
+            return code
+        return None
+
+    # -- reading profiles -----------------------------------------------------------------------
+
+    def get_profile(self, *, email: str | None = None, identity: str | None = None,
+                    object_id: str | None = None) -> Profile | None:
+        """One profile by exactly one key, or None when CleverTap has no such profile."""
+        keys = {"email": email, "identity": identity, "objectId": object_id}
+        given = {k: v for k, v in keys.items() if v is not None}
+        if len(given) != 1:
+            raise ValueError("get_profile takes exactly one of email, identity or object_id")
+        try:
+            payload = self._request("GET", "/1/profile.json", query=given)
+        except CleverTapRequestError as exc:
+            if is_not_found(exc.status or 0, {"status": "fail", "error": exc.server_message or ""}):
+                return None
+            raise
+        if is_not_found(200, payload):
+            return None
+        return _profile_from_record(payload["record"])
+
+    def iter_profiles(self, event_name: str, from_date: date, to_date: date, *,
+                      filters: list[dict[str, Any]] | dict[str, Any] | None = None,
+                      batch_size: int = MAX_BATCH_SIZE) -> Iterator[list[dict[str, Any]]]:
+        """Lazily yield pages (lists of raw record dicts) of the profiles matching a query.
+
+        Nothing is sent until the first page is requested. Empty pages are skipped.
+        """
+        size = normalise_batch_size(batch_size)
+        payload = self._request("POST", "/1/profiles.json", query={"batch_size": size},
+                                body=_query_body(event_name, from_date, to_date, filters))
+        cursor = payload.get("cursor")
+        records = payload.get("records")
+        if records:
+            yield records
+        while cursor:
+            payload = self._page(cursor)
+            if payload.get("records"):
+                yield payload["records"]
+            cursor = payload.get("next_cursor")
+
+    def _page(self, cursor: str) -> dict[str, Any]:
+        """One cursor page; "Request still in progress" is retried on the same cursor."""
+        waited, attempt = 0.0, 0
+        while True:
+            try:
+                # The cursor is already percent-encoded: re-encoding it gives "Incorrect Usage".
+                return self._request("GET", "/1/profiles.json", query="cursor=" + cursor)
+            except CleverTapRequestError as exc:
+                if exc.code != IN_PROGRESS_CODE or waited >= IN_PROGRESS_TOTAL_WAIT:
+                    raise
+            delay = min(IN_PROGRESS_MAX_WAIT, IN_PROGRESS_FIRST_WAIT * 2 ** attempt)
+            http.sleep(delay)
+            waited += delay
+            attempt += 1
+
+    def count_profiles(self, event_name: str, from_date: date, to_date: date, *,
+                       filters: list[dict[str, Any]] | dict[str, Any] | None = None,
+                       poll_interval: float = 1.0, max_wait: float = 300.0) -> int:
+        """The number of profiles a query matches, polling while CleverTap computes it."""
+        payload = self._request("POST", "/1/counts/profiles.json",
+                                body=_query_body(event_name, from_date, to_date, filters))
+        waited = 0.0
+        while "count" not in payload or payload.get("status") == "partial":
+            req_id = payload.get("req_id")
+            if req_id is None:
+                raise CleverTapServerError("CleverTap answered the count without a count or request id: "
+                                           "try again later", status=200)
+            if waited >= max_wait:
+                raise CleverTapServerError(
+                    f"CleverTap did not finish counting within {max_wait:.0f} s: try again later", status=200)
+            http.sleep(poll_interval)
+            waited += poll_interval
+            payload = self._request("GET", "/1/counts/profiles.json", query={"req_id": req_id})
+        return int(payload["count"])
+
+    # -- writing profiles -----------------------------------------------------------------------
+
+    def upload_batch(self, records: list[dict[str, Any]], *, index: int = 0, start: int = 0) -> BatchOutcome:
+        """Upload ≤1000 profile records in one call; per-record failures are in the outcome."""
+        if len(records) > MAX_UPLOAD_BATCH:
+            raise ValueError(f"At most {MAX_UPLOAD_BATCH} records per upload call")
+        payload = self._request("POST", "/1/upload", body={"d": records})
+        return _outcome(payload, records, index, start)
+
+    def upload_profiles(self, records: Iterable[dict[str, Any]], *, concurrency: int = 10,
+                        on_batch: Callable[[BatchOutcome], None] | None = None) -> UploadResult:
+        """Upload profile records in batches of 1000 with up to `concurrency` (≤15) calls in flight."""
+        return self._run_batches(self.upload_batch, records, concurrency, on_batch)
+
+    def subscribe_batch(self, emails: list[str], status: str, *, index: int = 0, start: int = 0) -> BatchOutcome:
+        """Set ≤1000 addresses to Unsubscribe or Resubscribe (address level: every profile sharing it)."""
+        if status not in SUBSCRIBE_STATUSES:
+            raise ValueError(f"status must be one of {SUBSCRIBE_STATUSES}")
+        if len(emails) > MAX_UPLOAD_BATCH:
+            raise ValueError(f"At most {MAX_UPLOAD_BATCH} addresses per subscribe call")
+        entries = [{"type": "email", "value": e, "status": status} for e in emails]
+        # UNCONFIRMED: the reply shape of /1/subscribe; we read it as the upload reply
+        # (status, processed, unprocessed), which is what third-party clients assume.
+        payload = self._request("POST", "/1/subscribe", body={"d": entries})
+        return _outcome(payload, entries, index, start)
+
+    def subscribe(self, emails: Iterable[str], status: str, *, concurrency: int = 10,
+                  on_batch: Callable[[BatchOutcome], None] | None = None) -> UploadResult:
+        """Unsubscribe or Resubscribe addresses, batched and in parallel like `upload_profiles`."""
+        if status not in SUBSCRIBE_STATUSES:
+            raise ValueError(f"status must be one of {SUBSCRIBE_STATUSES}")
+        return self._run_batches(lambda batch, **kw: self.subscribe_batch(batch, status, **kw),
+                                 emails, concurrency, on_batch)
+
+    def _run_batches(self, send: Callable[..., BatchOutcome], items: Iterable[Any], concurrency: int,
+                     on_batch: Callable[[BatchOutcome], None] | None) -> UploadResult:
+        """Send batches with a bounded window of futures, so a huge iterable is never materialised.
+
+        On a failed batch no new batch starts; those in flight finish (and reach `on_batch`), then
+        the first error is raised.
+        """
+        workers = max(1, min(MAX_UPLOAD_CONCURRENCY, concurrency))
+        iterator = iter(items)
+        outcomes: list[BatchOutcome] = []
+        failure: BaseException | None = None
+        in_flight: set[Future[BatchOutcome]] = set()
+        batch_numbers = itertools.count()
+        start = 0
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clevertap-upload") as pool:
+            while True:
+                while failure is None and len(in_flight) < workers:
+                    batch = list(itertools.islice(iterator, MAX_UPLOAD_BATCH))
+                    if not batch:
+                        break
+                    in_flight.add(pool.submit(send, batch, index=next(batch_numbers), start=start))
+                    start += len(batch)
+                if not in_flight:
+                    break
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    try:
+                        outcome = future.result()
+                    except BaseException as exc:  # noqa: BLE001 - re-raised once in-flight work ends
+                        failure = failure or exc
+                        continue
+                    outcomes.append(outcome)
+                    if on_batch is not None:
+                        on_batch(outcome)
+        if failure is not None:
+            raise failure
+        return UploadResult.from_outcomes(outcomes)

@@ -1,0 +1,232 @@
+"""lib/clevertap.py: pure pieces, deterministic retries against a scripted server, the rest against the sandbox."""
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from lib import clevertap
+from lib.clevertap import (CleverTapAuthError, CleverTapClient, CleverTapConnectionError, CleverTapError,
+                           CleverTapRateLimitError, CleverTapRequestError, CleverTapServerError,
+                           CleverTapWrongRegionError, normalise_batch_size, region_from_dashboard_url)
+from tests.test_http import free_port, no_sleep, scripted  # noqa: F401 - fixtures
+
+ACCOUNT, PASSCODE = "W8R-TEST-123Z", "pass-SECRET-9f8e7d"
+FROM, TO = date(2020, 1, 1), date(2030, 12, 31)
+
+
+def scripted_client(url: str, **kwargs) -> CleverTapClient:
+    return CleverTapClient(ACCOUNT, PASSCODE, "IN1", base_url=url, **kwargs)
+
+
+# -- pure pieces ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url, region", [
+    ("https://in1.dashboard.clevertap.com/W8R-123/main", "IN1"),
+    ("https://eu1.dashboard.clevertap.com/x", "EU1"),
+    ("aps3.dashboard.clevertap.com", "APS3"),
+    ("https://MEC1.dashboard.clevertap.com", "MEC1"),
+    ("https://dashboard.clevertap.com/login", "EU1"),
+    ("https://xx9.dashboard.clevertap.com/", None),
+    ("https://in1.dashboard.example.com/", None),
+    ("not a url", None),
+])
+def test_region_from_dashboard_url(url: str, region: str | None) -> None:
+    assert region_from_dashboard_url(url) == region
+
+
+def test_regions_table() -> None:
+    assert set(clevertap.REGIONS) == {"EU1", "IN1", "US1", "SG1", "APS3", "MEC1"}
+    assert clevertap.REGIONS["MEC1"].label == "Middle East (UAE)"
+    assert all(r.host.endswith(".api.clevertap.com") for r in clevertap.REGIONS.values())
+
+
+@pytest.mark.parametrize("asked, sent", [(4991, 4991), (5000, 4991), (100_000, 4991), (1, 23), (50, 46), (230, 230)])
+def test_batch_size_is_a_multiple_of_23(asked: int, sent: int) -> None:
+    assert normalise_batch_size(asked) == sent
+
+
+def test_batch_size_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        normalise_batch_size(0)
+
+
+def test_base_urls_and_redacted_repr() -> None:
+    with CleverTapClient(ACCOUNT, PASSCODE, "sg1") as client:
+        assert client.base_url == "https://sg1.api.clevertap.com"
+        assert PASSCODE not in repr(client) and ACCOUNT in repr(client)
+    with CleverTapClient(ACCOUNT, PASSCODE, "IN1", base_url="http://h/clevertap/{region}/") as client:
+        assert client.base_url == "http://h/clevertap/in1"
+    with pytest.raises(ValueError):
+        CleverTapClient(ACCOUNT, PASSCODE, "XX1")
+
+
+def test_exceptions_form_one_hierarchy() -> None:
+    for cls in (CleverTapAuthError, CleverTapRateLimitError, CleverTapRequestError,
+                CleverTapServerError, CleverTapConnectionError):
+        assert issubclass(cls, CleverTapError)
+    assert issubclass(CleverTapWrongRegionError, CleverTapAuthError)
+
+
+# -- deterministic behaviour against a scripted server ------------------------------------------
+
+NOT_FOUND = {"status": "fail", "error": "Profile not found", "code": 404}
+RECORD = {"status": "success", "record": {"email": "a@b.com", "identity": "u1",
+                                          "profileData": {"Name": "Ann", "MSG-email": False, "Plan": "gold"},
+                                          "platformInfo": [{"objectId": "-abc"}]}}
+
+
+def test_headers_and_content_type_only_on_post(scripted) -> None:
+    server = scripted([(200, {}, RECORD), (200, {}, {"status": "success", "processed": 1, "unprocessed": []})])
+    with scripted_client(server.url) as client:
+        profile = client.get_profile(identity="u1")
+        client.upload_batch([{"identity": "u1", "type": "profile", "profileData": {"Plan": "x"}}])
+    get, post = server.seen
+    assert get.path == "/1/profile.json?identity=u1"
+    assert get.headers["X-CleverTap-Account-Id"] == ACCOUNT and get.headers["X-CleverTap-Passcode"] == PASSCODE
+    assert "Content-Type" not in get.headers
+    assert post.headers["Content-Type"] == "application/json" and post.path == "/1/upload"
+    assert profile == clevertap.Profile(identity="u1", object_id="-abc", email="a@b.com", name="Ann",
+                                        msg_email=False, properties=RECORD["record"]["profileData"],
+                                        raw=RECORD["record"])
+
+
+def test_503_twice_then_success_is_retried(scripted, no_sleep) -> None:
+    server = scripted([(503, {}, b""), (503, {}, b""), (200, {}, RECORD)])
+    with scripted_client(server.url) as client:
+        assert client.get_profile(email="a@b.com").identity == "u1"
+    assert len(server.seen) == 3 and no_sleep == [0.5, 1.0]
+
+
+def test_429_waits_retry_after(scripted, no_sleep) -> None:
+    busy = {"status": "fail", "error": "Too many concurrent requests", "code": 429}
+    server = scripted([(429, {"Retry-After": "3"}, busy), (200, {}, RECORD)])
+    with scripted_client(server.url) as client:
+        client.get_profile(identity="u1")
+    assert no_sleep == [3.0]
+
+
+def test_429_after_retries_is_rate_limit_error(scripted, no_sleep) -> None:
+    server = scripted([(429, {}, {"status": "fail", "error": "Too many concurrent requests", "code": 429})])
+    with scripted_client(server.url, max_retries=2) as client, pytest.raises(CleverTapRateLimitError) as caught:
+        client.get_profile(identity="u1")
+    assert len(server.seen) == 3 and caught.value.status == 429
+    assert "Too many concurrent requests" in str(caught.value)
+
+
+def test_5xx_after_retries_is_server_error(scripted, no_sleep) -> None:
+    server = scripted([(500, {}, b"<html>oops</html>")])
+    with scripted_client(server.url, max_retries=3) as client, pytest.raises(CleverTapServerError) as caught:
+        client.count_profiles("App Launched", FROM, TO)
+    assert len(server.seen) == 4 and caught.value.status == 500 and PASSCODE not in str(caught.value)
+
+
+def test_http_200_fail_becomes_request_error(scripted, no_sleep) -> None:
+    server = scripted([(200, {}, {"status": "fail", "error": "invalid event", "code": 400})])
+    with scripted_client(server.url) as client, pytest.raises(CleverTapRequestError) as caught:
+        list(client.iter_profiles("No Such Event", FROM, TO))
+    assert caught.value.code == 400 and "invalid event" in str(caught.value)
+    assert len(server.seen) == 1 and no_sleep == []  # a refused request is never retried
+
+
+def test_cursor_is_sent_as_received_and_in_progress_is_retried(scripted, no_sleep) -> None:
+    cursor = "ZiZi+Nw/MEBQ%2Bab%3D%3D"
+    in_progress = {"status": "fail", "error": "Request still in progress", "code": 2}
+    server = scripted([
+        (200, {}, {"status": "success", "cursor": cursor}),
+        (200, {}, in_progress), (200, {}, in_progress),
+        (200, {}, {"status": "success", "records": [{"identity": "1"}, {"identity": "2"}], "next_cursor": "c2%3D"}),
+        (200, {}, {"status": "success", "next_cursor": "c3"}),  # records absent: an empty page
+        (200, {}, {"status": "success", "records": [{"identity": "3"}]}),
+    ])
+    with scripted_client(server.url) as client:
+        pages = list(client.iter_profiles("App Launched", date(2024, 1, 2), date(2024, 3, 4),
+                                          filters=[{"name": "Plan", "operator": "equals", "value": "gold"}],
+                                          batch_size=100))
+    assert pages == [[{"identity": "1"}, {"identity": "2"}], [{"identity": "3"}]]
+    post = server.seen[0]
+    assert post.path == "/1/profiles.json?batch_size=92"
+    assert post.body == (b'{"event_name":"App Launched","from":20240102,"to":20240304,"common_profile_properties":'
+                         b'{"profile_fields":[{"name":"Plan","operator":"equals","value":"gold"}]}}')
+    assert [s.path for s in server.seen[1:]] == ["/1/profiles.json?cursor=" + cursor] * 3 + [
+        "/1/profiles.json?cursor=c2%3D", "/1/profiles.json?cursor=c3"]
+    assert no_sleep == [0.5, 1.0]  # short first waits, doubling
+
+
+def test_count_polls_partial_results(scripted, no_sleep) -> None:
+    server = scripted([(200, {}, {"status": "partial", "req_id": 384649162721759}),
+                       (200, {}, {"status": "partial", "req_id": 384649162721759}),
+                       (200, {}, {"status": "success", "count": 7138})])
+    with scripted_client(server.url) as client:
+        assert client.count_profiles("App Launched", FROM, TO, poll_interval=2.0) == 7138
+    assert [s.path for s in server.seen[1:]] == ["/1/counts/profiles.json?req_id=384649162721759"] * 2
+    assert no_sleep == [2.0, 2.0]
+
+
+def test_count_gives_up_after_max_wait(scripted, no_sleep) -> None:
+    server = scripted([(200, {}, {"status": "partial", "req_id": 1})])
+    with scripted_client(server.url) as client, pytest.raises(CleverTapServerError, match="did not finish"):
+        client.count_profiles("App Launched", FROM, TO, poll_interval=10, max_wait=30)
+    assert sum(no_sleep) == 30
+
+
+def test_get_profile_not_found_and_key_rules(scripted) -> None:
+    server = scripted([(200, {}, NOT_FOUND)])
+    with scripted_client(server.url) as client:
+        assert client.get_profile(identity="nobody") is None
+        with pytest.raises(ValueError):
+            client.get_profile(identity="a", email="b")
+        with pytest.raises(ValueError):
+            client.get_profile()
+
+
+def test_unprocessed_records_keep_their_position(scripted) -> None:
+    reply = {"status": "partial", "processed": 2, "unprocessed": [
+        {"status": "fail", "code": 515, "error": "Profile data is incorrect. Email is not valid.Skipped record number : 2",
+         "record": {"identity": "b"}}]}
+    server = scripted([(200, {}, reply)])
+    records = [{"identity": i, "type": "profile", "profileData": {}} for i in "abc"]
+    with scripted_client(server.url) as client:
+        outcome = client.upload_batch(records, index=4, start=4000)
+    assert outcome.processed == 2 and outcome.sent == 3 and outcome.index == 4
+    assert [(u.record_index, u.code) for u in outcome.unprocessed] == [(4001, 515)]
+
+
+def test_all_records_failing_is_an_outcome_not_an_exception(scripted) -> None:
+    reply = {"status": "fail", "processed": 0, "unprocessed": [
+        {"status": "fail", "code": 523, "error": "Missing identity", "record": {"identity": "x"}}]}
+    server = scripted([(200, {}, reply)])
+    with scripted_client(server.url) as client:
+        outcome = client.upload_batch([{"identity": "x", "type": "profile", "profileData": {}}])
+    assert outcome.status == "fail" and outcome.unprocessed[0].record_index == 0
+
+
+def test_subscribe_body_and_status_check(scripted) -> None:
+    server = scripted([(200, {}, {"status": "success", "processed": 2, "unprocessed": []})])
+    with scripted_client(server.url) as client:
+        result = client.subscribe(["a@b.com", "c@d.com"], "Unsubscribe")
+        with pytest.raises(ValueError):
+            client.subscribe(["a@b.com"], "unsubscribe")
+    assert result.processed == 2 and result.batches == 1
+    assert server.seen[0].path == "/1/subscribe"
+    assert server.seen[0].body == (b'{"d":[{"type":"email","value":"a@b.com","status":"Unsubscribe"},'
+                                   b'{"type":"email","value":"c@d.com","status":"Unsubscribe"}]}')
+
+
+def test_failed_batch_stops_new_batches_and_raises(scripted, no_sleep) -> None:
+    server = scripted([(200, {}, {"status": "success", "processed": 1000, "unprocessed": []}),
+                       (400, {}, {"status": "fail", "error": "Bad request", "code": 400})])
+    seen_outcomes = []
+    records = ({"identity": str(i), "type": "profile", "profileData": {}} for i in range(5000))
+    with scripted_client(server.url) as client, pytest.raises(CleverTapRequestError):
+        client.upload_profiles(records, concurrency=1, on_batch=seen_outcomes.append)
+    assert len(server.seen) == 2 and [o.index for o in seen_outcomes] == [0]
+
+
+def test_unreachable_host_is_connection_error(no_sleep) -> None:
+    port = free_port()
+    with scripted_client(f"http://127.0.0.1:{port}", max_retries=2) as client:
+        with pytest.raises(CleverTapConnectionError) as caught:
+            client.check_credentials()
+    assert str(caught.value).startswith(f"Could not reach CleverTap at 127.0.0.1:{port}: check the network")
+    assert len(no_sleep) == 2 and PASSCODE not in str(caught.value)
