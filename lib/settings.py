@@ -1,0 +1,120 @@
+"""Settings from the environment and a `.env` file (the real environment wins)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Literal, Mapping
+
+from dotenv import dotenv_values
+
+Mode = Literal["sandbox", "live"]
+SECRET_FIELDS = ("clevertap_passcode", "clearout_api_token")
+DEFAULT_ENV_FILE = Path(".env")
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_mode: Mode
+    data_dir: Path
+    env_file: Path
+    clevertap_account_id: str | None = None
+    clevertap_passcode: str | None = field(default=None, repr=False)
+    clevertap_region: str | None = None
+    clevertap_account_name: str | None = None
+    clevertap_api_base: str | None = None
+    clearout_api_token: str | None = field(default=None, repr=False)
+    clearout_api_base: str | None = None
+    verify_cache_days: int = 30
+    upload_max_mb: int = 200
+    export_guardrail_pct: float = 30.0
+    sandbox_latency_ms: int = 0
+    sandbox_bulk_seconds: float = 20.0
+    sandbox_profiles: int = 20_000
+    sandbox_seed: int = 7
+    sandbox_fault_rate: float = 0.0
+    # Every `<NAME>=value` of the .env and environment, for remembered per-project passcodes
+    # (CLEVERTAP_PASSCODE_<ACCOUNT>); never rendered.
+    extra_secrets: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.app_mode == "sandbox"
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS:
+                shown.append(f"{f.name}={'***' if value else None}")
+            elif f.name == "extra_secrets":
+                shown.append(f"extra_secrets=<{len(value)} hidden>")
+            else:
+                shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    __str__ = __repr__
+
+
+def _merged(env_file: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    values = {k: v for k, v in dotenv_values(env_file).items() if v is not None} if env_file.is_file() else {}
+    values.update(environ)  # the real environment wins over .env
+    return values
+
+
+def _text(values: Mapping[str, str], name: str) -> str | None:
+    value = values.get(name, "").strip()
+    return value or None
+
+
+def _number(values: Mapping[str, str], name: str, default: float, cast: type = int) -> float:
+    raw = _text(values, name)
+    if raw is None:
+        return default
+    try:
+        return cast(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+def load_settings(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings; `env_file` defaults to ENV_FILE or ./.env, `environ` to os.environ."""
+    environ = os.environ if environ is None else environ
+    env_path = Path(env_file or environ.get("ENV_FILE") or DEFAULT_ENV_FILE)
+    values = _merged(env_path, environ)
+
+    passcode = _text(values, "CLEVERTAP_PASSCODE")
+    token = _text(values, "CLEAROUT_API_TOKEN")
+    remembered = {k: v for k, v in values.items() if k.startswith("CLEVERTAP_PASSCODE_") and v}
+    mode = (_text(values, "APP_MODE") or "").lower()
+    if mode and mode not in ("sandbox", "live"):
+        raise SettingsError(f"APP_MODE must be 'sandbox' or 'live', got {mode!r}")
+    if not mode:
+        has_credentials = bool(passcode or token or remembered)
+        mode = "live" if has_credentials else "sandbox"
+    region = _text(values, "CLEVERTAP_REGION")
+    return Settings(
+        app_mode=mode,  # type: ignore[arg-type]
+        data_dir=Path(_text(values, "DATA_DIR") or "./data"),
+        env_file=env_path,
+        clevertap_account_id=_text(values, "CLEVERTAP_ACCOUNT_ID"),
+        clevertap_passcode=passcode,
+        clevertap_region=region.upper() if region else None,
+        clevertap_account_name=_text(values, "CLEVERTAP_ACCOUNT_NAME"),
+        clevertap_api_base=_text(values, "CLEVERTAP_API_BASE"),
+        clearout_api_token=token,
+        clearout_api_base=_text(values, "CLEAROUT_API_BASE"),
+        verify_cache_days=int(_number(values, "VERIFY_CACHE_DAYS", 30)),
+        upload_max_mb=int(_number(values, "UPLOAD_MAX_MB", 200)),
+        export_guardrail_pct=float(_number(values, "EXPORT_GUARDRAIL_PCT", 30.0, float)),
+        sandbox_latency_ms=int(_number(values, "SANDBOX_LATENCY_MS", 0)),
+        sandbox_bulk_seconds=float(_number(values, "SANDBOX_BULK_SECONDS", 20.0, float)),
+        sandbox_profiles=int(_number(values, "SANDBOX_PROFILES", 20_000)),
+        sandbox_seed=int(_number(values, "SANDBOX_SEED", 7)),
+        sandbox_fault_rate=float(_number(values, "SANDBOX_FAULT_RATE", 0.0, float)),
+        extra_secrets=remembered,
+    )

@@ -1,0 +1,45 @@
+"""The one module of lib/ that imports Streamlit: cached services and widgets every page shares."""
+from __future__ import annotations
+
+import streamlit as st
+
+from lib.runtime import Runtime, start_runtime
+from lib.settings import load_settings
+
+CREDITS_TTL_S = 60  # the sidebar shows the balance on every rerun; Clearout limits requests/minute
+
+
+@st.cache_resource(show_spinner="Starting services…")
+def runtime() -> Runtime:
+    """One Runtime per server process: shared by all sessions and reruns."""
+    return start_runtime(load_settings())
+
+
+def reset_runtime() -> None:
+    """Stop the services and forget the cached Runtime (tests; settings changes)."""
+    try:
+        runtime().close()
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()
+
+
+def mode_badge() -> None:
+    rt = runtime()
+    if rt.settings.is_sandbox:
+        st.sidebar.markdown(":orange-badge[🧪 Sandbox] simulated CleverTap and Clearout")
+    else:
+        st.sidebar.markdown(":green-badge[● Live] real CleverTap and Clearout")
+
+
+def sandbox_banner() -> None:
+    """On every page in sandbox mode: nothing here touches a real CRM or spends real credits."""
+    if runtime().settings.is_sandbox:
+        st.info("**Sandbox mode** · the data is simulated: a local CleverTap project and Clearout "
+                "account with realistic demo data. Nothing here touches a real CRM or spends real "
+                "credits. Configure credentials to go live (see the README).", icon="🧪")
+
+
+def page_header(title: str, purpose: str) -> None:
+    st.title(title)
+    st.caption(purpose)

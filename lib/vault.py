@@ -1,0 +1,95 @@
+"""Where secrets live: process memory, or the `.env` file (mode 0600) when the user says "remember".
+
+Never the SQLite store, never a log line (every secret is registered with the masking filter),
+never page output. Passcodes are keyed by CleverTap project id: a project lives in one region.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+
+from dotenv import set_key, unset_key
+
+from lib.logs import register_secret
+from lib.settings import Settings
+
+TOKEN_KEY = "CLEAROUT_API_TOKEN"
+
+
+def passcode_env_key(account_id: str) -> str:
+    """The .env name of a remembered passcode, e.g. CLEVERTAP_PASSCODE_W8R_8R5_K55Z."""
+    return "CLEVERTAP_PASSCODE_" + re.sub(r"[^A-Za-z0-9]", "_", account_id).upper()
+
+
+class Vault:
+    """Secrets of this server process; shared by every browser session, like the store."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._env_file = settings.env_file
+        self._lock = threading.Lock()
+        self._passcodes: dict[str, str] = {}
+        self._remembered: dict[str, str] = dict(settings.extra_secrets)
+        self._token = settings.clearout_api_token
+        if settings.clevertap_account_id and settings.clevertap_passcode:
+            self._passcodes[settings.clevertap_account_id] = settings.clevertap_passcode
+        for secret in (*self._passcodes.values(), *self._remembered.values(), self._token):
+            register_secret(secret)
+
+    # ---- CleverTap passcodes --------------------------------------------------------------
+    def set_passcode(self, account_id: str, passcode: str, *, remember: bool) -> None:
+        register_secret(passcode)
+        with self._lock:
+            self._passcodes[account_id] = passcode
+            if remember:
+                self._write_env(passcode_env_key(account_id), passcode)
+                self._remembered[passcode_env_key(account_id)] = passcode
+            elif self._remembered.pop(passcode_env_key(account_id), None) is not None:
+                self._remove_env(passcode_env_key(account_id))
+
+    def passcode(self, account_id: str) -> str | None:
+        with self._lock:
+            return self._passcodes.get(account_id) or self._remembered.get(passcode_env_key(account_id))
+
+    def is_remembered(self, account_id: str) -> bool:
+        with self._lock:
+            return passcode_env_key(account_id) in self._remembered
+
+    def forget_passcode(self, account_id: str) -> None:
+        with self._lock:
+            self._passcodes.pop(account_id, None)
+            if self._remembered.pop(passcode_env_key(account_id), None) is not None:
+                self._remove_env(passcode_env_key(account_id))
+
+    # ---- Clearout token -------------------------------------------------------------------
+    def set_clearout_token(self, token: str, *, remember: bool) -> None:
+        register_secret(token)
+        with self._lock:
+            self._token = token
+            if remember:
+                self._write_env(TOKEN_KEY, token)
+
+    def clearout_token(self) -> str | None:
+        with self._lock:
+            return self._token
+
+    def forget_clearout_token(self) -> None:
+        with self._lock:
+            self._token = None
+            self._remove_env(TOKEN_KEY)
+
+    # ---- .env -----------------------------------------------------------------------------
+    def _write_env(self, key: str, value: str) -> None:
+        path = Path(self._env_file)
+        if not path.exists():
+            # Create it private before any secret is written into it.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        set_key(str(path), key, value, quote_mode="always")
+        os.chmod(path, 0o600)
+
+    def _remove_env(self, key: str) -> None:
+        path = Path(self._env_file)
+        if path.exists():
+            unset_key(str(path), key, quote_mode="always")
+            os.chmod(path, 0o600)
