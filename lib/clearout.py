@@ -297,6 +297,10 @@ class ClearoutClient:
         if isinstance(payload, dict) and payload.get("status") == "success" and response.status_code < 300:
             data = payload.get("data")
             return data if isinstance(data, dict) else {}
+        if not isinstance(payload, dict) and response.status_code < 300:
+            raise ClearoutServerError(
+                f"Clearout at {http.host_of(self.base_url)} answered with something other than JSON: check "
+                "the network or proxy, then try again", status=response.status_code)
         raise self._error_for(response.status_code, payload if isinstance(payload, dict) else {},
                               response.text if payload is None else "")
 

@@ -314,13 +314,18 @@ class CleverTapClient:
         return self._payload_or_raise(response, url)
 
     def _payload_or_raise(self, response: requests.Response, url: str) -> dict[str, Any]:
+        status = response.status_code
         try:
             payload = json.loads(response.content) if response.content else {}
         except ValueError:
-            payload = {}
+            payload = None
         if not isinstance(payload, dict):
-            payload = {"records": payload}
-        status = response.status_code
+            if status < 300:
+                # Silently reading nothing would end an export early: a proxy page is not data.
+                raise CleverTapServerError(
+                    f"CleverTap at {http.host_of(url)} answered with something other than JSON: check "
+                    "the network or proxy, then try again", status=status)
+            payload = {}
         if status < 300 and payload.get("status") != "fail":
             return payload
         # An upload whose records all failed is an outcome (per-record errors), not a failure.

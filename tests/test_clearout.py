@@ -222,3 +222,10 @@ def test_unreachable_is_connection_error(no_sleep) -> None:
             pytest.raises(ClearoutConnectionError) as caught:
         client.get_credits()
     assert str(caught.value) == f"Could not reach Clearout at 127.0.0.1:{port}: check the network or proxy"
+
+
+def test_non_json_success_reply_is_an_error(scripted) -> None:
+    server = scripted([(200, {"Content-Type": "text/html"}, b"<html>Proxy login</html>")])
+    with ClearoutClient(TOKEN, base_url=server.url) as client, \
+            pytest.raises(ClearoutServerError, match="other than JSON"):
+        client.get_credits()

@@ -230,3 +230,9 @@ def test_unreachable_host_is_connection_error(no_sleep) -> None:
             client.check_credentials()
     assert str(caught.value).startswith(f"Could not reach CleverTap at 127.0.0.1:{port}: check the network")
     assert len(no_sleep) == 2 and PASSCODE not in str(caught.value)
+
+
+def test_non_json_success_reply_is_an_error_not_an_empty_export(scripted) -> None:
+    server = scripted([(200, {"Content-Type": "text/html"}, b"<html>Proxy login</html>")])
+    with scripted_client(server.url) as client, pytest.raises(CleverTapServerError, match="other than JSON"):
+        list(client.iter_profiles("App Launched", FROM, TO))
