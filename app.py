@@ -15,5 +15,4 @@ navigation = st.navigation([
     st.Page("pages/history.py", title="History", icon="🕘"),
 ])
 ui.mode_badge()
-ui.sandbox_banner()
 navigation.run()

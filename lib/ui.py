@@ -9,19 +9,10 @@ from lib.settings import load_settings
 CREDITS_TTL_S = 60  # the sidebar shows the balance on every rerun; Clearout limits requests/minute
 
 
-@st.cache_resource(show_spinner="Starting services…")
+@st.cache_resource(show_spinner="Starting services…", on_release=Runtime.close)
 def runtime() -> Runtime:
     """One Runtime per server process: shared by all sessions and reruns."""
     return start_runtime(load_settings())
-
-
-def reset_runtime() -> None:
-    """Stop the services and forget the cached Runtime (tests; settings changes)."""
-    try:
-        runtime().close()
-    finally:
-        st.cache_resource.clear()
-        st.cache_data.clear()
 
 
 def mode_badge() -> None:
@@ -41,5 +32,7 @@ def sandbox_banner() -> None:
 
 
 def page_header(title: str, purpose: str) -> None:
+    """Every page starts here: its title, one line on what it does, the sandbox banner."""
     st.title(title)
     st.caption(purpose)
+    sandbox_banner()

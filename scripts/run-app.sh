@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh requirements.txt
-exec .venv/bin/python -m streamlit run app.py "$@"
+# Streamlit options (e.g. --server.port 8600) must come before the script path.
+exec .venv/bin/python -m streamlit run "$@" app.py
