@@ -99,4 +99,12 @@ def start_runtime(settings: Settings) -> Runtime:
         if not vault.clearout_token():
             vault.set_clearout_token(sandbox.clearout_token, remember=False)
         log.info("sandbox mode: simulated CleverTap and Clearout at %s", sandbox.clearout_base)
-    return Runtime(settings=settings, store=store, vault=vault, sandbox=sandbox)
+    runtime = Runtime(settings=settings, store=store, vault=vault, sandbox=sandbox)
+    _start_workers(runtime)
+    return runtime
+
+
+def _start_workers(runtime: Runtime) -> None:
+    """Background workers resume whatever the store says is in flight (after a restart too)."""
+    # verification jobs: started here by lib/jobs.py
+    # export runs: started here by lib/export.py

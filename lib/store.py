@@ -465,6 +465,11 @@ class Store:
     def job_dir(self, job_id: int) -> Path:
         return self.data_dir / "jobs" / str(job_id)
 
+    def job_verdicts_path(self, job_id: int) -> Path:
+        """A finished job's verdicts: `email` (normalised, unique), the 15 Clearout columns and
+        the verdict source, for every address of the list (cached, new, or failed syntax)."""
+        return self.job_dir(job_id) / "verdicts.parquet"
+
     def export_dir(self, run_id: int) -> Path:
         return self.data_dir / "exports" / str(run_id)
 
