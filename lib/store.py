@@ -91,6 +91,7 @@ MIGRATIONS: tuple[str, ...] = (
         unique_emails INTEGER NOT NULL DEFAULT 0,
         duplicates INTEGER NOT NULL DEFAULT 0,
         missing_emails INTEGER NOT NULL DEFAULT 0,
+        expected_rows INTEGER,
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL
     );
@@ -270,6 +271,7 @@ class ListRecord:
     missing_emails: int
     created_at: str
     updated_at: str
+    expected_rows: int | None = None  # an audience pull's count estimate: progress is rows / this
 
 
 @dataclass(frozen=True)
@@ -540,18 +542,19 @@ class Store:
     # ---- lists ----------------------------------------------------------------------------
     _LIST_FIELDS = ("name", "state", "error", "email_column", "identity_column", "object_id_column",
                     "msg_email_column", "rows", "valid_emails", "unique_emails", "duplicates",
-                    "missing_emails")
+                    "missing_emails", "expected_rows")
 
     def create_list(self, *, name: str, mode: str, source_kind: str, source: str,
                     state: str = "pulling", audience_id: int | None = None,
-                    connection_id: int | None = None) -> ListRecord:
+                    connection_id: int | None = None, expected_rows: int | None = None) -> ListRecord:
         now = utc_now()
         with self._tx() as con:
             cur = con.execute(
                 """INSERT INTO lists (name, mode, source_kind, source, audience_id, connection_id,
-                                      state, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (name, mode, source_kind, source, audience_id, connection_id, state, now, now))
+                                      state, expected_rows, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (name, mode, source_kind, source, audience_id, connection_id, state, expected_rows,
+                 now, now))
         return self.get_list(cur.lastrowid)
 
     def update_list(self, list_id: int, **changes: Any) -> ListRecord:
@@ -569,6 +572,13 @@ class Store:
             args += list(states)
         rows = self._all(sql + " ORDER BY created_at DESC, id DESC", args)
         return [_from_row(ListRecord, r) for r in rows]
+
+    def fail_unfinished_lists(self, mode: str, error: str) -> int:
+        """Mark every list still 'pulling' in `mode` as failed (at startup: nothing can finish it)."""
+        with self._tx() as con:
+            cur = con.execute("UPDATE lists SET state = 'failed', error = ?, updated_at = ? "
+                              "WHERE mode = ? AND state = 'pulling'", (error, utc_now(), mode))
+        return cur.rowcount
 
     def delete_list(self, list_id: int) -> None:
         """Delete a list, its verification jobs and their files. Export history is kept."""
