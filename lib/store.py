@@ -98,8 +98,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE verification_jobs (
         id INTEGER PRIMARY KEY,
         list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
-        state TEXT NOT NULL CHECK (state IN ('queued', 'uploading', 'verifying', 'downloading',
-                                             'done', 'failed', 'cancelled')),
+        state TEXT NOT NULL CHECK (state IN ('preparing', 'queued', 'uploading', 'verifying',
+                                             'downloading', 'done', 'failed', 'cancelled')),
         clearout_list_id TEXT,
         upload_name TEXT,
         upload_attempts INTEGER NOT NULL DEFAULT 0,
@@ -596,14 +596,15 @@ class Store:
                    "cancel_requested", "lease_owner", "lease_until", "started_at", "finished_at")
 
     def create_job(self, *, list_id: int, unique_emails: int, cached: int, syntax_invalid: int,
-                   to_verify: int) -> VerificationJob:
+                   to_verify: int, state: str = "queued") -> VerificationJob:
+        """A new job; 'preparing' keeps it away from workers until its files are written."""
         now = utc_now()
         with self._tx() as con:
             cur = con.execute(
                 """INSERT INTO verification_jobs (list_id, state, unique_emails, cached, syntax_invalid,
                                                   to_verify, created_at, updated_at)
-                   VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)""",
-                (list_id, unique_emails, cached, syntax_invalid, to_verify, now, now))
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (list_id, state, unique_emails, cached, syntax_invalid, to_verify, now, now))
         return self.get_job(cur.lastrowid)
 
     def update_job(self, job_id: int, **changes: Any) -> VerificationJob:
@@ -638,27 +639,31 @@ class Store:
             "SELECT * FROM verification_jobs WHERE list_id = ? AND state = 'done' ORDER BY id DESC LIMIT 1",
             (list_id,)))
 
-    def claim_jobs(self, owner: str, *, lease_seconds: float, max_active: int) -> list[VerificationJob]:
+    def claim_jobs(self, owner: str, *, lease_seconds: float, max_active: int,
+                   mode: str | None = None) -> list[VerificationJob]:
         """Lease the jobs this worker should advance now, in one transaction.
 
         Active jobs (uploading, verifying, downloading) whose lease is free or ours come first;
         queued jobs are promoted to 'uploading' while fewer than `max_active` are active across
         the whole store, which is how Clearout's three-lists limit is kept app-wide.
+        `mode` limits both to lists of that mode: sandbox and live are different Clearout accounts.
         """
         now = time.time()
         until = now + lease_seconds
+        in_mode, mode_args = ("", ()) if mode is None else \
+            (" AND list_id IN (SELECT id FROM lists WHERE mode = ?)", (mode,))
         with self._tx() as con:
             active = con.execute(
                 f"""SELECT id, lease_owner, lease_until FROM verification_jobs
-                    WHERE state IN ({','.join('?' * len(VerificationJob.ACTIVE_STATES))})
-                    ORDER BY id""", VerificationJob.ACTIVE_STATES).fetchall()
+                    WHERE state IN ({','.join('?' * len(VerificationJob.ACTIVE_STATES))}){in_mode}
+                    ORDER BY id""", (*VerificationJob.ACTIVE_STATES, *mode_args)).fetchall()
             mine = [r["id"] for r in active
                     if r["lease_owner"] in (None, owner) or (r["lease_until"] or 0) < now]
             free_slots = max_active - len(active)
             if free_slots > 0:
                 queued = con.execute(
-                    "SELECT id FROM verification_jobs WHERE state = 'queued' AND cancel_requested = 0 "
-                    "ORDER BY id LIMIT ?", (free_slots,)).fetchall()
+                    "SELECT id FROM verification_jobs WHERE state = 'queued' AND cancel_requested = 0"
+                    f"{in_mode} ORDER BY id LIMIT ?", (*mode_args, free_slots)).fetchall()
                 for row in queued:
                     con.execute("UPDATE verification_jobs SET state = 'uploading', started_at = ?, "
                                 "updated_at = ? WHERE id = ?", (utc_now(), utc_now(), row["id"]))
@@ -670,6 +675,75 @@ class Store:
                 con.execute("UPDATE verification_jobs SET lease_owner = ?, lease_until = ? WHERE id = ?",
                             (owner, until, job_id))
         return [self.get_job(job_id) for job_id in mine]
+
+    def transition_job(self, job_id: int, from_states: Sequence[str], **changes: Any) -> bool:
+        """Apply `changes` only while the job is in one of `from_states`; True if it was."""
+        unknown = set(changes) - set(self._JOB_FIELDS)
+        if unknown:
+            raise StoreError(f"cannot update verification_jobs.{', '.join(sorted(unknown))}")
+        changes["updated_at"] = utc_now()
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        with self._tx() as con:
+            cur = con.execute(
+                f"UPDATE verification_jobs SET {assignments} WHERE id = ? "
+                f"AND state IN ({','.join('?' * len(from_states))})",
+                [*changes.values(), job_id, *from_states])
+        return cur.rowcount == 1
+
+    def begin_upload(self, job_id: int) -> bool:
+        """Count an upload attempt before sending it, unless the job was cancelled meanwhile.
+
+        Counted first so that after a crash, a job in 'uploading' with attempts but no Clearout
+        list id is known to have possibly reached Clearout (and is re-sent under its duplicate guard).
+        """
+        with self._tx() as con:
+            cur = con.execute(
+                "UPDATE verification_jobs SET upload_attempts = upload_attempts + 1, updated_at = ? "
+                "WHERE id = ? AND state = 'uploading' AND cancel_requested = 0 AND clearout_list_id IS NULL",
+                (utc_now(), job_id))
+        return cur.rowcount == 1
+
+    def cancel_job(self, job_id: int) -> VerificationJob | None:
+        """Cancel at once when nothing can have reached Clearout yet; otherwise flag it for the worker."""
+        now = utc_now()
+        with self._tx() as con:
+            cur = con.execute(
+                "UPDATE verification_jobs SET state = 'cancelled', cancel_requested = 1, finished_at = ?, "
+                "updated_at = ?, lease_owner = NULL WHERE id = ? AND (state IN ('preparing', 'queued') "
+                "OR (state = 'uploading' AND upload_attempts = 0 AND clearout_list_id IS NULL))",
+                (now, now, job_id))
+            if cur.rowcount == 0:
+                con.execute("UPDATE verification_jobs SET cancel_requested = 1, updated_at = ? "
+                            "WHERE id = ? AND state IN ('uploading', 'verifying', 'downloading')",
+                            (now, job_id))
+        return self.get_job(job_id)
+
+    def release_job_leases(self, owner: str) -> None:
+        """A worker stopping cleanly hands its jobs over at once instead of at lease expiry."""
+        with self._tx() as con:
+            con.execute("UPDATE verification_jobs SET lease_owner = NULL, lease_until = NULL "
+                        "WHERE lease_owner = ?", (owner,))
+
+    def fail_stale_jobs(self, state: str, *, updated_before: str, error: str) -> int:
+        """Fail jobs stuck in `state` since before `updated_before` (ISO UTC): nothing will finish them."""
+        now = utc_now()
+        with self._tx() as con:
+            cur = con.execute("UPDATE verification_jobs SET state = 'failed', error = ?, finished_at = ?, "
+                              "updated_at = ? WHERE state = ? AND updated_at < ?",
+                              (error, now, now, state, updated_before))
+        return cur.rowcount
+
+    def unfinished_job_count(self, mode: str) -> int:
+        return self._one(
+            "SELECT COUNT(*) FROM verification_jobs j JOIN lists l ON l.id = j.list_id "
+            "WHERE l.mode = ? AND j.state NOT IN ('done', 'failed', 'cancelled')", (mode,))[0]
+
+    def reserved_credits(self, mode: str) -> int:
+        """Credits that started jobs will still spend: those not yet handed to Clearout."""
+        return self._one(
+            "SELECT COALESCE(SUM(j.to_verify), 0) FROM verification_jobs j JOIN lists l ON l.id = j.list_id "
+            "WHERE l.mode = ? AND (j.state IN ('preparing', 'queued') OR "
+            "(j.state = 'uploading' AND j.clearout_list_id IS NULL))", (mode,))[0]
 
     # ---- verification cache ---------------------------------------------------------------
     def upsert_cache(self, verdicts: pd.DataFrame, *, verified_on: str | None = None,
@@ -733,6 +807,37 @@ class Store:
         finally:
             con.execute("COMMIT")
         return pd.concat(chunks, ignore_index=True) if chunks else _cache_chunk([])
+
+    def fresh_cached_emails(self, emails: Sequence[str] | None = None, *, fresh_since: str) -> list[str]:
+        """Addresses with a reusable verdict: verified at or after `fresh_since` and not Unknown.
+
+        Returns only addresses (no verdict columns), which is what planning a run needs. With
+        `emails`, the answer is limited to them: a scan of the fresh part of the cache when the
+        cache is not much bigger than the question (~0.1 s per 100k rows), else a temp-table join.
+        """
+        fresh = "c.verified_on >= ? AND c.status <> ?"
+        con = self._connection()
+        cursor = con.cursor()
+        cursor.row_factory = None
+        if emails is None or self.cache_size() <= 4 * len(emails):
+            cursor.execute(f"SELECT c.email FROM verification_cache c WHERE {fresh}", (fresh_since, C.UNKNOWN))
+            found = [row[0] for row in cursor.fetchall()]
+            if emails is None:
+                return found
+            wanted = set(emails)
+            return [e for e in found if e in wanted]
+        con.execute("BEGIN")
+        try:
+            con.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_emails (email TEXT PRIMARY KEY) WITHOUT ROWID")
+            con.execute("DELETE FROM wanted_emails")
+            con.executemany("INSERT OR IGNORE INTO wanted_emails VALUES (?)", ((e,) for e in emails))
+            cursor.execute(f"SELECT c.email FROM wanted_emails w JOIN verification_cache c ON c.email = w.email "
+                           f"WHERE {fresh}", (fresh_since, C.UNKNOWN))
+            found = [row[0] for row in cursor.fetchall()]
+            con.execute("DELETE FROM wanted_emails")
+        finally:
+            con.execute("COMMIT")
+        return found
 
     def cache_size(self) -> int:
         return self._one("SELECT COUNT(*) FROM verification_cache")[0]
