@@ -28,6 +28,7 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 EXCEL_MAX_DATA_ROWS = 1_048_575  # 1,048,576 rows per sheet, one of them the header
 EXCEL_MAX_COLUMNS = 16_384
 _CSV_CHUNK_ROWS = 100_000  # convert and write in slices so a 1M-row file never exists twice in memory
+_XLSX_CHUNK_ROWS = 20_000
 _TEXT = pa.large_string()
 _TRIGGERS = pa.array(FORMULA_TRIGGERS, _TEXT)
 _QUOTE = pa.scalar("'", _TEXT)
@@ -104,9 +105,12 @@ def to_xlsx_bytes(frame: pd.DataFrame, sheet_name: str = "Verified") -> bytes:
         sheet.write_string(0, position, title, header)
     sheet.freeze_panes(1, 0)
     sheet.autofilter(0, 0, rows, max(width - 1, 0))
-    columns = [_xlsx_values(frame.iloc[:, i]) for i in range(width)]
-    for number, values in enumerate(zip(*columns), start=1):
-        sheet.write_row(number, 0, values)
+    for start in range(0, rows, _XLSX_CHUNK_ROWS):
+        # Python cell values for a slice at a time: a whole 1M-row list as objects would take gigabytes.
+        part = frame.iloc[start:start + _XLSX_CHUNK_ROWS]
+        columns = [_xlsx_values(part.iloc[:, i]) for i in range(width)]
+        for number, values in enumerate(zip(*columns), start=start + 1):
+            sheet.write_row(number, 0, values)
     workbook.close()
     return sink.getvalue()
 

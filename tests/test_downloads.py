@@ -173,6 +173,12 @@ def _cell(column: int, row: int) -> str:
     return f"{letters}{row}"
 
 
+def test_xlsx_in_slices_equals_xlsx_at_once(frame, monkeypatch):
+    whole, _ = _read_xlsx(downloads.to_xlsx_bytes(frame))
+    monkeypatch.setattr(downloads, "_XLSX_CHUNK_ROWS", 5)
+    assert _read_xlsx(downloads.to_xlsx_bytes(frame))[0] == whole
+
+
 def test_xlsx_refuses_more_rows_than_excel_holds(frame, monkeypatch):
     monkeypatch.setattr(downloads, "EXCEL_MAX_DATA_ROWS", len(frame) - 1)
     with pytest.raises(downloads.TooManyRowsForExcel, match=f"{len(frame):,} rows"):
