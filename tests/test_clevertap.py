@@ -236,3 +236,197 @@ def test_non_json_success_reply_is_an_error_not_an_empty_export(scripted) -> Non
     server = scripted([(200, {"Content-Type": "text/html"}, b"<html>Proxy login</html>")])
     with scripted_client(server.url) as client, pytest.raises(CleverTapServerError, match="other than JSON"):
         list(client.iter_profiles("App Launched", FROM, TO))
+
+
+# -- against the sandbox over real HTTP -----------------------------------------------------------
+
+def last_90_days(sb) -> tuple[date, date]:
+    from datetime import timedelta
+
+    return sb.anchor_date - timedelta(days=90), sb.anchor_date
+
+
+def sandbox_client(sb, *, region: str | None = None, passcode: str | None = None, **kwargs) -> CleverTapClient:
+    return CleverTapClient(sb.account_id, passcode or sb.passcode, region or sb.region,
+                           base_url=sb.clevertap_base_template, **kwargs)
+
+
+def route_count(sb, route: str) -> int:
+    return sb.stats()["requests"].get(route, 0)
+
+
+@pytest.fixture
+def tiny_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record requested sleeps but only really sleep 20 ms, so server-side slots can free up."""
+    import time
+
+    slept: list[float] = []
+
+    def record(seconds: float) -> None:
+        slept.append(seconds)
+        time.sleep(0.02)
+
+    monkeypatch.setattr(clevertap.http, "sleep", record)
+    monkeypatch.setattr(clevertap.http, "jitter", lambda: 1.0)
+    return slept
+
+
+def test_check_credentials_accepts_the_sandbox_project(sandbox) -> None:
+    with sandbox_client(sandbox) as client:
+        client.check_credentials()
+    with CleverTapClient(sandbox.account_id, sandbox.passcode, sandbox.region,
+                         base_url=sandbox.clevertap_base) as client:
+        client.check_credentials()
+
+
+def test_wrong_passcode_is_auth_error_without_secrets(sandbox) -> None:
+    wrong = "WRONG-passcode-77"
+    before = route_count(sandbox, "clevertap.profile")
+    with sandbox_client(sandbox, passcode=wrong) as client, pytest.raises(CleverTapAuthError) as caught:
+        client.check_credentials()
+    error = caught.value
+    assert not isinstance(error, CleverTapWrongRegionError) and error.status == 401
+    assert str(error).startswith(f"CleverTap rejected project id {sandbox.account_id} or its passcode")
+    assert "Settings → Projects" in str(error)
+    assert wrong not in str(error) and sandbox.passcode not in str(error) and wrong not in repr(error.args)
+    assert route_count(sandbox, "clevertap.profile") - before == len(clevertap.REGIONS)  # probed every region
+
+
+def test_right_credentials_in_the_wrong_region_name_the_right_one(sandbox) -> None:
+    with sandbox_client(sandbox, region="SG1") as client, pytest.raises(CleverTapWrongRegionError) as caught:
+        client.check_credentials()
+    assert caught.value.working_region == "IN1"
+    assert "belongs to region IN1 (India), not SG1 (Singapore)" in str(caught.value)
+    assert sandbox.passcode not in str(caught.value)
+
+
+def test_single_base_does_not_probe_other_regions(sandbox) -> None:
+    before = route_count(sandbox, "clevertap.profile")
+    with CleverTapClient(sandbox.account_id, "WRONG-passcode", "IN1", base_url=sandbox.clevertap_base) as client, \
+            pytest.raises(CleverTapAuthError) as caught:
+        client.check_credentials()
+    assert not isinstance(caught.value, CleverTapWrongRegionError)
+    assert route_count(sandbox, "clevertap.profile") - before == 1
+
+
+def test_export_reaches_the_last_page_and_matches_the_count(sandbox, no_sleep) -> None:
+    start, end = last_90_days(sandbox)
+    with sandbox_client(sandbox) as client:
+        pages = list(client.iter_profiles("App Launched", start, end, batch_size=300))
+        expected = client.count_profiles("App Launched", start, end, poll_interval=0.01)
+    # Anonymous profiles have no identity: their objectId (in platformInfo) is the key.
+    keys = [r.get("identity") or r["platformInfo"][0]["objectId"] for page in pages for r in page]
+    assert len(keys) == expected > 299 and len(set(keys)) == expected
+    assert all(len(page) == 299 for page in pages[:-1]) and 0 < len(pages[-1]) <= 299  # 13 x 23
+
+
+def test_export_with_profile_filters_matches_the_count(sandbox, no_sleep) -> None:
+    start, end = last_90_days(sandbox)
+    gold = [{"name": "Customer Type", "operator": "equals", "value": "Gold"}]
+    with sandbox_client(sandbox) as client:
+        records = [r for page in client.iter_profiles("Charged", start, end, filters=gold) for r in page]
+        expected = client.count_profiles("Charged", start, end, filters=gold, poll_interval=0.01)
+        everyone = client.count_profiles("Charged", start, end, poll_interval=0.01)
+    assert len(records) == expected and 0 < expected < everyone
+    assert {r["profileData"]["Customer Type"] for r in records} == {"Gold"}
+
+
+def test_still_in_progress_is_retried_on_the_same_cursor(make_sandbox, no_sleep) -> None:
+    sb = make_sandbox(profiles=300, in_progress_polls=3)
+    start, end = last_90_days(sb)
+    with sandbox_client(sb) as client:
+        total = sum(len(p) for p in client.iter_profiles("App Launched", start, end, batch_size=46))
+        assert total == client.count_profiles("App Launched", start, end, poll_interval=0.01)
+    assert no_sleep[:3] == [0.5, 1.0, 2.0]
+    assert sb.stats()["requests"]["clevertap.profiles_page"] == sb.stats()["pages_served"] + 3
+
+
+def test_faults_are_retried_to_a_complete_export(make_sandbox, tiny_sleep) -> None:
+    sb = make_sandbox(profiles=1500, fault_rate=0.25)
+    start, end = last_90_days(sb)
+    with sandbox_client(sb, max_retries=8) as client:
+        total = sum(len(p) for p in client.iter_profiles("App Launched", start, end, batch_size=92))
+        expected = client.count_profiles("App Launched", start, end, poll_interval=0.01)
+    stats = sb.stats()
+    assert total == expected and stats["faults_injected"] > 0
+    assert len(tiny_sleep) >= stats["faults_injected"]
+
+
+def test_request_errors_from_the_sandbox(sandbox) -> None:
+    from datetime import timedelta
+
+    start, end = last_90_days(sandbox)
+    with sandbox_client(sandbox) as client:
+        with pytest.raises(CleverTapRequestError, match="invalid event"):
+            list(client.iter_profiles("app launched", start, end))  # names are case-sensitive
+        with pytest.raises(CleverTapRequestError) as caught:
+            client.count_profiles("App Launched", start, end + timedelta(days=30))
+    assert caught.value.code == 4002 and "future" in str(caught.value)
+
+
+def test_get_profile_by_every_key(sandbox) -> None:
+    start, end = last_90_days(sandbox)
+    with sandbox_client(sandbox) as client:
+        record = next(r for page in client.iter_profiles("App Launched", start, end, batch_size=23) for r in page
+                      if r.get("identity") and r.get("email"))
+        by_identity = client.get_profile(identity=record["identity"])
+        by_email = client.get_profile(email=record["email"])
+        by_object_id = client.get_profile(object_id=by_identity.object_id)
+        assert client.get_profile(identity="no-such-user-anywhere") is None
+        assert client.get_profile(email="nobody@nowhere.example") is None
+    assert by_identity.identity == record["identity"] and by_identity.email == record["email"]
+    assert isinstance(by_identity.msg_email, bool) and by_identity.name == record["profileData"].get("Name")
+    assert by_email.email == record["email"]
+    assert by_object_id.identity == record["identity"]
+
+
+def test_upload_2500_records_reports_bad_emails_per_record(make_sandbox) -> None:
+    sb = make_sandbox(profiles=100)
+    bad = {7, 1000, 2499}
+    records = ({"identity": f"upload-{i}", "type": "profile",
+                "profileData": {"Email": "not-an-email" if i in bad else f"person{i}@example.org", "Plan": "gold"}}
+               for i in range(2500))
+    outcomes = []
+    with sandbox_client(sb) as client:
+        result = client.upload_profiles(records, concurrency=3, on_batch=outcomes.append)
+        stored = client.get_profile(identity="upload-1001")
+    assert (result.batches, result.sent, result.processed) == (3, 2500, 2497)
+    assert sorted(o.sent for o in outcomes) == [500, 1000, 1000]
+    assert {(u.record_index, u.code) for u in result.unprocessed} == {(i, 515) for i in bad}
+    assert stored.email == "person1001@example.org" and stored.properties["Plan"] == "gold"
+    assert sb.stats()["records_rejected"] == 3
+
+
+def test_upload_concurrency_never_exceeds_15(make_sandbox) -> None:
+    sb = make_sandbox(profiles=100, latency_ms=40)
+    records = ({"identity": f"c-{i}", "type": "profile", "profileData": {"Plan": "x"}} for i in range(40_000))
+    with sandbox_client(sb) as client:
+        result = client.upload_profiles(records, concurrency=50)
+    stats = sb.stats()
+    assert result.processed == 40_000 and result.batches == 40
+    assert 1 < stats["max_uploads_in_flight"] <= 15 and stats["concurrency_rejected"] == 0
+
+
+def test_upload_429s_are_retried(make_sandbox, tiny_sleep) -> None:
+    sb = make_sandbox(profiles=100, latency_ms=20, upload_concurrency=2)
+    records = [{"identity": f"r-{i}", "type": "profile", "profileData": {"Plan": "y"}} for i in range(8000)]
+    with sandbox_client(sb, max_retries=20) as client:
+        result = client.upload_profiles(records, concurrency=6)
+    stats = sb.stats()
+    assert result.processed == 8000 and stats["concurrency_rejected"] > 0
+    assert stats["requests"]["clevertap.upload"] == 8 + stats["concurrency_rejected"]
+    assert len(tiny_sleep) == stats["concurrency_rejected"]
+
+
+def test_subscribe_flips_msg_email(make_sandbox) -> None:
+    sb = make_sandbox(profiles=200)
+    start, end = last_90_days(sb)
+    with sandbox_client(sb) as client:
+        record = next(r for page in client.iter_profiles("App Launched", start, end) for r in page
+                      if r.get("identity") and r.get("email") and r["profileData"].get("MSG-email") is True)
+        result = client.subscribe([record["email"].upper(), "not an email"], "Unsubscribe")
+        after = client.get_profile(identity=record["identity"])
+        client.subscribe([record["email"]], "Resubscribe")
+        again = client.get_profile(identity=record["identity"])
+    assert result.processed == 1 and [(u.record_index, u.code) for u in result.unprocessed] == [(1, 515)]
+    assert after.msg_email is False and again.msg_email is True
