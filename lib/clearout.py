@@ -422,31 +422,42 @@ class ClearoutClient:
         Raises:
             ClearoutColumnsError: the result file lacks a declared Clearout column.
         """
-        data = self._request("POST", "/download/result", json_body={"list_id": list_id})
-        url = data.get("url")
-        if not url:
-            raise ClearoutServerError("Clearout returned no download link for the result: try again", status=200)
         handle, temp = tempfile.mkstemp(prefix="clearout-result-", suffix=".csv")
+        os.close(handle)
         try:
-            with os.fdopen(handle, "wb") as file:
-                self._fetch(str(url), file)
-            return result_frame(temp)
+            # A link can die before we use it (it expires in minutes); a fresh one is one call away.
+            for _ in range(2):
+                data = self._request("POST", "/download/result", json_body={"list_id": list_id})
+                if not data.get("url"):
+                    raise ClearoutServerError("Clearout returned no download link for the result: try again",
+                                              status=200)
+                refused = self._fetch(str(data["url"]), Path(temp))
+                if refused is None:
+                    return result_frame(temp)
+            raise ClearoutRequestError(
+                f"Clearout's result link was refused (HTTP {refused}) twice: try the download again in a minute",
+                status=refused)
         finally:
             os.unlink(temp)
 
-    def _fetch(self, url: str, file: Any) -> None:
+    def _fetch(self, url: str, target: Path) -> int | None:
+        """Stream a result link to `target`; return the HTTP status if the link was refused."""
         response = self._send(self._bare_session, "GET", url, stream=True)
         with response:
+            if response.status_code in (401, 403, 404, 410):
+                return response.status_code
             if response.status_code >= 400:
-                if response.status_code in (403, 404, 410):
-                    raise ClearoutResultExpiredError(
-                        f"The Clearout result link no longer works (HTTP {response.status_code}): "
-                        "download the result again", status=response.status_code)
                 raise ClearoutServerError(
                     f"Could not download the Clearout result (HTTP {response.status_code}): try again later",
                     status=response.status_code)
-            for chunk in response.iter_content(CHUNK_BYTES):
-                file.write(chunk)
+            try:
+                with target.open("wb") as file:
+                    for chunk in response.iter_content(CHUNK_BYTES):
+                        file.write(chunk)
+            except requests.RequestException:
+                raise ClearoutConnectionError(
+                    f"The download from {http.host_of(url)} broke off: check the network and try again") from None
+        return None
 
     def cancel(self, list_id: str) -> ListInfo:
         """Stop verifying a running list; unverified rows become Unknown and are free."""

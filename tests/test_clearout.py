@@ -1,7 +1,6 @@
 """lib/clearout.py: envelope and error mapping, streaming upload, and the bulk lifecycle (sandbox)."""
 from __future__ import annotations
 
-import io
 from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
@@ -13,7 +12,7 @@ from lib import clearout
 from lib.clearout import (ClearoutAuthError, ClearoutClient, ClearoutConcurrencyError, ClearoutConnectionError,
                           ClearoutCreditsError, ClearoutDailyLimitError, ClearoutError, ClearoutRateLimitError,
                           ClearoutRequestError, ClearoutServerError, MultipartFile)
-from lib.columns import CLEAROUT_COLUMN_NAMES, ClearoutColumnsError
+from lib.columns import CLEAROUT_COLUMN_NAMES, CLEAROUT_COLUMNS, ClearoutColumnsError
 from tests.test_http import free_port, no_sleep, scripted  # noqa: F401 - fixtures
 
 TOKEN = "a" * 32 + ":" + "SECRETb" * 9 + "c"
@@ -229,3 +228,184 @@ def test_non_json_success_reply_is_an_error(scripted) -> None:
     with ClearoutClient(TOKEN, base_url=server.url) as client, \
             pytest.raises(ClearoutServerError, match="other than JSON"):
         client.get_credits()
+
+
+# -- against the sandbox over real HTTP -----------------------------------------------------------
+
+def sandbox_client(sb, token: str | None = None, **kwargs) -> ClearoutClient:
+    return ClearoutClient(token or sb.clearout_token, base_url=sb.clearout_base, **kwargs)
+
+
+def wait_until_completed(client: ClearoutClient, sb, list_id: str) -> list[clearout.BulkProgress]:
+    """Poll progress, moving the sandbox clock instead of sleeping."""
+    seen = [client.bulk_progress(list_id)]
+    for _ in range(50):
+        if seen[-1].completed:
+            return seen
+        sb.advance_clock(0.25)
+        seen.append(client.bulk_progress(list_id))
+    raise AssertionError(f"list never completed: {seen[-1]}")
+
+
+def test_credits_from_the_sandbox(sandbox) -> None:
+    with sandbox_client(sandbox) as client:
+        credits = client.get_credits()
+    assert credits.available == sandbox.stats()["credits_left"] > 0
+    assert credits.low_balance_threshold == 50 and credits.daily_limit_available is None
+
+
+@pytest.mark.parametrize("address, status, safe, flag", [
+    ("valid@example.com", "Valid", "Yes", None),
+    ("invalid@example.com", "Invalid", "No", None),
+    ("catch_all@example.com", "Catch All", "Risky", None),
+    ("unknown@example.com", "Unknown", "Unknown", None),
+    ("disposable@example.com", None, None, "Clearout Disposable Status"),
+    ("role@example.com", None, None, "Clearout Role Account Status"),
+])
+def test_instant_verify_test_addresses(sandbox, address, status, safe, flag) -> None:
+    before = sandbox.stats()["credits_left"]
+    with sandbox_client(sandbox) as client:
+        verdict = client.verify_instant(address)
+    columns = verdict.columns
+    assert list(columns) == list(CLEAROUT_COLUMN_NAMES) and verdict.email == address
+    if status:
+        assert (columns["Clearout Verification Status"], columns["Clearout Safe to Send"]) == (status, safe)
+    if flag:
+        assert columns[flag] == "Yes"
+    assert columns["Clearout Domain"] == "example.com" and columns["Clearout MX Record"]
+    assert sandbox.stats()["credits_left"] == before  # test addresses are free
+
+
+def test_bulk_lifecycle_from_upload_to_result(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox(bulk_seconds=0.5, credits=1000)
+    addresses = ["valid@example.com", "Invalid@Example.com ", "catch_all@example.com", "person.one@gmail.com",
+                 "invalid@example.com", "someone@northwindtraders.com", "role@example.com"]
+    with sandbox_client(sb) as client:
+        list_id = client.bulk_upload(iter(addresses), "march audience")
+        progress = wait_until_completed(client, sb, list_id)
+        frame = client.download_result(list_id)
+        credits_after = client.get_credits().available
+    stats = sb.stats()
+    assert len(list_id) == 24 and stats["bulk_uploads_accepted"] == 1
+    assert progress[0].status != "completed" and not progress[0].completed and progress[-1].percent == 100
+    assert list(frame.columns) == ["email", *CLEAROUT_COLUMN_NAMES]
+    assert frame["email"].tolist() == ["valid@example.com", "invalid@example.com", "catch_all@example.com",
+                                       "person.one@gmail.com", "someone@northwindtraders.com", "role@example.com"]
+    by_email = frame.set_index("email")
+    assert by_email.loc["catch_all@example.com", "Clearout Verification Status"] == "Catch All"
+    assert by_email.loc["invalid@example.com", "Clearout Safe to Send"] == "No"
+    assert by_email.loc["person.one@gmail.com", "Clearout Free Account Status"] == "Yes"
+    for column in CLEAROUT_COLUMNS:
+        assert frame[column.name].dtype == column.dtype, column.name
+    assert frame["Clearout Verified At (UTC)"].notna().all() and (frame["Clearout Time Taken (ms)"] >= 0).all()
+    assert stats["requests"]["files"] == 1 and credits_after == 1000 - stats["credits_charged"]
+
+
+def test_bulk_upload_from_a_csv_path_and_duplicates(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox(bulk_seconds=0.5)
+    path = tmp_path / "contacts.csv"
+    path.write_text("Name,Email Address\nAnn,valid@example.com\nBob,invalid@example.com\n")
+    with sandbox_client(sb) as client:
+        first = client.bulk_upload(path, "contacts.csv")
+        with pytest.raises(ClearoutRequestError) as caught:  # same name and size, recently
+            client.bulk_upload(path, "contacts.csv")
+        second = client.bulk_upload(path, "contacts.csv", ignore_duplicate_file=True)
+        wait_until_completed(client, sb, second)
+        frame = client.download_result(second)
+    assert first != second and "ignore_duplicate_file" in str(caught.value)
+    assert frame["email"].tolist() == ["valid@example.com", "invalid@example.com"]
+
+
+def test_no_email_column_is_1004(sandbox, tmp_path: Path) -> None:
+    path = tmp_path / "names.csv"
+    path.write_text("Name,Phone\nAnn,123\n")
+    with sandbox_client(sandbox) as client, pytest.raises(clearout.ClearoutNoEmailColumnError) as caught:
+        client.bulk_upload(path, "names.csv")
+    assert caught.value.code == 1004 and "Email" in str(caught.value)
+
+
+def test_invalid_token_is_auth_error_without_secrets(sandbox) -> None:
+    wrong = "f" * 32 + ":" + "WRONGTOKEN" * 6
+    with sandbox_client(sandbox, token=wrong) as client, pytest.raises(ClearoutAuthError) as caught:
+        client.get_credits()
+    message = str(caught.value)
+    assert caught.value.code == 1000 and caught.value.status == 401
+    assert message.startswith("Clearout rejected the API token: generate a new one at app.clearout.io → Developer")
+    assert wrong not in message and "WRONGTOKEN" not in message and sandbox.clearout_token not in message
+
+
+def test_insufficient_credits_is_1028_with_the_count(make_sandbox) -> None:
+    sb = make_sandbox(credits=3)
+    addresses = [f"customer{i}@gmail.com" for i in range(10)]
+    with sandbox_client(sb) as client, pytest.raises(ClearoutCreditsError) as caught:
+        client.bulk_upload(addresses, "too big")
+    assert caught.value.code == 1028 and caught.value.needed == 10
+    assert "buy credits at clearout.io" in str(caught.value) and "needed 10" in str(caught.value)
+
+
+def test_three_running_lists_then_1001_then_cancel_and_remove(make_sandbox) -> None:
+    sb = make_sandbox(bulk_seconds=60)
+    with sandbox_client(sb) as client:
+        ids = [client.bulk_upload([f"valid{i}@example.com"], f"list-{i}") for i in range(3)]
+        with pytest.raises(ClearoutConcurrencyError) as caught:
+            client.bulk_upload(["valid@example.com"], "list-4")
+        cancelled = client.cancel(ids[0])
+        with pytest.raises(clearout.ClearoutNotCancellableError):
+            client.cancel(ids[0])
+        removed = client.remove(ids[0])
+        with pytest.raises(clearout.ClearoutListUnavailableError) as gone:
+            client.bulk_progress(ids[0])
+        fourth = client.bulk_upload(["valid@example.com"], "list-4")  # a slot is free again
+    assert caught.value.code == 1001 and "3 lists" in str(caught.value)
+    assert cancelled.list_id == ids[0] and cancelled.name == "list-0" and cancelled.source == "upload"
+    assert removed.list_id == ids[0] and gone.value.code == 1029
+    assert fourth not in ids and sb.stats()["max_running_bulk_lists"] == 3
+
+
+def test_rate_limit_waits_for_the_window(make_sandbox, monkeypatch) -> None:
+    sb = make_sandbox(rpm=2)
+    slept: list[float] = []
+
+    def wait(seconds: float) -> None:  # time passes for the sandbox only
+        slept.append(seconds)
+        sb.advance_clock(seconds)
+
+    monkeypatch.setattr(clearout.http, "sleep", wait)
+    with sandbox_client(sb) as client:
+        results = [client.get_credits() for _ in range(5)]
+    assert len(results) == 5 and sb.stats()["rate_limited"] == 2
+    assert len(slept) == 2 and all(1 <= s <= 60 for s in slept)
+
+
+def test_rate_limit_gives_up_after_bounded_retries(make_sandbox, no_sleep) -> None:
+    sb = make_sandbox(rpm=1)
+    with sandbox_client(sb, max_retries=3) as client:
+        client.get_credits()
+        with pytest.raises(ClearoutRateLimitError) as caught:
+            client.get_credits()
+    assert caught.value.code == 1030 and len(no_sleep) == 3 and sb.stats()["rate_limited"] == 4
+    assert all(1 <= s <= 60 for s in no_sleep)
+
+
+def test_faults_are_retried(make_sandbox, no_sleep) -> None:
+    sb = make_sandbox(fault_rate=0.3, rpm=10_000)
+    with sandbox_client(sb, max_retries=8) as client:
+        verdicts = [client.verify_instant(f"valid+{i}@example.com") for i in range(12)]
+    assert len(verdicts) == 12 and sb.stats()["faults_injected"] > 0
+    assert len(no_sleep) == sb.stats()["faults_injected"]
+
+
+def test_a_refused_result_link_is_replaced_once(scripted) -> None:
+    csv_text = ("Email," + ",".join(f'"{c}"' for c in CLEAROUT_COLUMN_NAMES) + "\n"
+                "a@example.com,Yes,Valid,Success,,,No,No,No,No,a,example.com,mx,Ex,2026-01-02T03:04:05Z,10\n")
+    denied = b"<Error><Code>ExpiredToken</Code></Error>"
+    server = scripted([])
+    link = {"status": "success", "data": {"url": server.url + "/files/r.csv"}}
+    server.script[:] = [(200, {}, link), (403, {"Content-Type": "application/xml"}, denied),
+                        (200, {}, link), (200, {"Content-Type": "text/csv"}, csv_text.encode()),
+                        (200, {}, link), (403, {}, denied), (200, {}, link), (403, {}, denied)]
+    with ClearoutClient(TOKEN, base_url=server.url) as client:
+        assert client.download_result("x")["email"].tolist() == ["a@example.com"]
+        with pytest.raises(ClearoutRequestError, match=r"refused \(HTTP 403\) twice"):
+            client.download_result("x")
+    assert [s.path for s in server.seen].count("/download/result") == 4
