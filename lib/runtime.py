@@ -106,5 +106,10 @@ def start_runtime(settings: Settings) -> Runtime:
 
 def _start_workers(runtime: Runtime) -> None:
     """Background workers resume whatever the store says is in flight (after a restart too)."""
-    # verification jobs: started here by lib/jobs.py
+    from lib.pulls import start_pull_service
+
+    start_pull_service(runtime)  # audience pulls; those a restart interrupted are marked failed
+    from lib.jobs import start_worker
+
+    start_worker(runtime)  # verification jobs: resumes uploads, polls and downloads in flight
     # export runs: started here by lib/export.py

@@ -10,7 +10,7 @@ import re
 import threading
 from pathlib import Path
 
-from dotenv import set_key, unset_key
+from dotenv import dotenv_values, set_key, unset_key
 
 from lib.logs import register_secret
 from lib.settings import Settings
@@ -69,10 +69,17 @@ class Vault:
             self._token = token
             if remember:
                 self._write_env(TOKEN_KEY, token)
+            elif self._env_has(TOKEN_KEY):
+                # Else the old remembered token would come back at the next start.
+                self._remove_env(TOKEN_KEY)
 
     def clearout_token(self) -> str | None:
         with self._lock:
             return self._token
+
+    def is_token_remembered(self) -> bool:
+        with self._lock:
+            return self._token is not None and self._env_has(TOKEN_KEY)
 
     def forget_clearout_token(self) -> None:
         with self._lock:
@@ -87,6 +94,10 @@ class Vault:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         set_key(str(path), key, value, quote_mode="always")
         os.chmod(path, 0o600)
+
+    def _env_has(self, key: str) -> bool:
+        path = Path(self._env_file)
+        return path.is_file() and bool(dotenv_values(path).get(key))
 
     def _remove_env(self, key: str) -> None:
         path = Path(self._env_file)

@@ -1,0 +1,231 @@
+"""Connect step: test-and-save CleverTap projects, remove them, and the Clearout token.
+
+Secrets go to the vault only (process memory, or `.env` 0600 when "remember" is ticked), and only
+after the credentials were proven to work; the store keeps the non-secret fields.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lib.clearout import ClearoutClient, ClearoutError, Credits
+from lib.clevertap import REGIONS, CleverTapClient, CleverTapError, CleverTapWrongRegionError, region_from_dashboard_url
+from lib.store import Connection, StoreError
+
+if TYPE_CHECKING:
+    from lib.runtime import Runtime
+
+SANDBOX_NAME = "Sandbox demo"
+REGION_HINT = "Your dashboard URL tells: https://in1.dashboard.clevertap.com/... is IN1."
+# A credentials check is interactive: fail fast rather than retry for a minute behind a spinner.
+CHECK_TIMEOUT_S = 20.0
+CHECK_RETRIES = 1
+
+
+class ConnectError(ValueError):
+    """Credentials could not be saved; `str()` says what to fix. `region` names the right region
+    when CleverTap knows the project elsewhere."""
+
+    def __init__(self, message: str, *, region: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.region = region
+
+
+@dataclass(frozen=True)
+class FormDefaults:
+    account_id: str
+    region: str
+    name: str
+    passcode: str  # only ever the sandbox's printable demo passcode; never a real one
+    passcode_hint: str | None
+    can_remember: bool
+
+
+@dataclass(frozen=True)
+class ConnectionView:
+    connection: Connection
+    secret: str  # env | memory | settings | needed
+
+    @property
+    def secret_label(self) -> str:
+        return {"env": "passcode remembered in .env",
+                "memory": "passcode kept in memory until the app restarts",
+                "settings": "passcode from your settings (CLEVERTAP_PASSCODE)",
+                "needed": "passcode needed: the app restarted and it was not remembered"}[self.secret]
+
+
+@dataclass(frozen=True)
+class ClearoutView:
+    storage: str  # sandbox | env | memory | none
+    credits: Credits | None
+    error: str | None
+
+    @property
+    def storage_label(self) -> str:
+        return {"sandbox": "sandbox token, active automatically",
+                "env": "token remembered in .env",
+                "memory": "token kept in memory until the app restarts",
+                "none": "no token yet"}[self.storage]
+
+
+def region_label(code: str) -> str:
+    return f"{code} · {REGIONS[code].label}"
+
+
+def resolve_region(selected: str | None, dashboard_url: str | None) -> str:
+    """The region code: from a pasted dashboard URL when there is one, else the one selected."""
+    if dashboard_url and dashboard_url.strip():
+        code = region_from_dashboard_url(dashboard_url)
+        if code is None:
+            raise ConnectError("That is not a CleverTap dashboard URL: it looks like "
+                               "https://in1.dashboard.clevertap.com/... (the part before .dashboard is the region).")
+        return code
+    code = (selected or "").strip().upper()
+    if code not in REGIONS:
+        raise ConnectError(f"Choose a region: {', '.join(REGIONS)}. {REGION_HINT}")
+    return code
+
+
+def can_remember(runtime: Runtime) -> bool:
+    """Sandbox credentials are known anyway, and writing .env would start the next run in live mode."""
+    return not runtime.settings.is_sandbox
+
+
+def form_defaults(runtime: Runtime) -> FormDefaults:
+    """What the Connect form starts with: the sandbox project, or the project configured in settings."""
+    settings, sandbox = runtime.settings, runtime.sandbox
+    connected = {(c.account_id, c.region) for c in runtime.store.list_connections(runtime.mode)}
+    if sandbox is not None:
+        if (sandbox.account_id, sandbox.region.upper()) not in connected:
+            return FormDefaults(sandbox.account_id, sandbox.region.upper(), SANDBOX_NAME, sandbox.passcode,
+                                None, False)
+    elif settings.clevertap_account_id and (
+            settings.clevertap_account_id, settings.clevertap_region or "") not in connected:
+        hint = ("Leave empty to use CLEVERTAP_PASSCODE from your settings."
+                if settings.clevertap_passcode else None)
+        return FormDefaults(settings.clevertap_account_id, settings.clevertap_region or "IN1",
+                            settings.clevertap_account_name or settings.clevertap_account_id, "", hint, True)
+    return FormDefaults("", "IN1", "", "", None, can_remember(runtime))
+
+
+def _prime_sandbox_passcode(runtime: Runtime) -> None:
+    # The sandbox's demo passcode is always known to this process: a restart must not ask for it.
+    sandbox = runtime.sandbox
+    if sandbox is not None and runtime.vault.passcode(sandbox.account_id) is None:
+        runtime.vault.set_passcode(sandbox.account_id, sandbox.passcode, remember=False)
+
+
+def connection_views(runtime: Runtime) -> list[ConnectionView]:
+    """This mode's connections, with where each passcode is (or that it is needed)."""
+    _prime_sandbox_passcode(runtime)
+    vault, settings = runtime.vault, runtime.settings
+    views = []
+    for connection in runtime.store.list_connections(runtime.mode):
+        if vault.is_remembered(connection.account_id):
+            secret = "env"
+        elif vault.passcode(connection.account_id) is None:
+            secret = "needed"
+        elif (connection.account_id == settings.clevertap_account_id and settings.clevertap_passcode
+              and vault.passcode(connection.account_id) == settings.clevertap_passcode):
+            secret = "settings"
+        else:
+            secret = "memory"
+        views.append(ConnectionView(connection, secret))
+    return views
+
+
+def check_and_save(runtime: Runtime, *, name: str, account_id: str, passcode: str, region: str,
+                  remember: bool = False) -> Connection:
+    """Check the credentials against CleverTap, then save the connection and keep the passcode.
+
+    An empty passcode means the one this process already holds for the project (from settings,
+    or entered before). Nothing is saved when the check fails.
+
+    Raises:
+        ConnectError: missing field, rejected credentials (wrong region: `region` says the right
+            one), CleverTap unreachable, or the name is taken.
+    """
+    name, account_id, passcode = " ".join(name.split()), account_id.strip(), passcode.strip()
+    if not account_id:
+        raise ConnectError("Enter the Project ID (CleverTap dashboard → Settings → Project).")
+    passcode = passcode or runtime.vault.passcode(account_id) or ""
+    if not passcode:
+        raise ConnectError("Enter the passcode (CleverTap dashboard → Settings → Passcode).")
+    if not name:
+        raise ConnectError("Give the connection a name, e.g. the app or brand it belongs to.")
+    region = resolve_region(region, None)
+    taken = [c for c in runtime.store.list_connections(runtime.mode)
+             if c.name == name and (c.account_id, c.region) != (account_id, region)]
+    if taken:
+        raise ConnectError(f"A connection named {name!r} already exists: pick another name.")
+    client = CleverTapClient(account_id, passcode, region, base_url=runtime.clevertap_base(),
+                             timeout=CHECK_TIMEOUT_S, max_retries=CHECK_RETRIES)
+    try:
+        client.check_credentials()
+    except CleverTapWrongRegionError as exc:
+        raise ConnectError(exc.message, region=exc.working_region) from None
+    except CleverTapError as exc:
+        raise ConnectError(exc.message) from None
+    finally:
+        client.close()
+    remember = remember and can_remember(runtime)
+    try:
+        connection = runtime.store.add_connection(name=name, account_id=account_id, region=region,
+                                                  mode=runtime.mode, passcode_storage="env" if remember else "memory")
+    except StoreError as exc:
+        raise ConnectError(str(exc)) from None
+    runtime.vault.set_passcode(account_id, passcode, remember=remember)
+    return connection
+
+
+def remove_connection(runtime: Runtime, connection_id: int) -> None:
+    """Remove a connection and its saved audiences; lists pulled from it stay. Its passcode is
+    forgotten (and removed from .env) unless another connection uses the same project."""
+    connection = runtime.store.get_connection(connection_id)
+    if connection is None:
+        return
+    runtime.store.delete_connection(connection_id)
+    still_used = any(c.account_id == connection.account_id
+                     for mode in ("sandbox", "live") for c in runtime.store.list_connections(mode))
+    if not still_used:
+        runtime.vault.forget_passcode(connection.account_id)
+
+
+# ---- Clearout ------------------------------------------------------------------------------------
+def _clearout(runtime: Runtime, token: str, retries: int) -> ClearoutClient:
+    return ClearoutClient(token, base_url=runtime.clearout_base(), timeout=CHECK_TIMEOUT_S, max_retries=retries)
+
+
+def clearout_view(runtime: Runtime) -> ClearoutView:
+    """Where the token is and the credit balance (or why it could not be read)."""
+    token = runtime.vault.clearout_token()
+    if not token:
+        return ClearoutView("none", None, None)
+    if runtime.sandbox is not None and token == runtime.sandbox.clearout_token:
+        storage = "sandbox"
+    else:
+        storage = "env" if runtime.vault.is_token_remembered() else "memory"
+    try:
+        with _clearout(runtime, token, retries=0) as client:
+            return ClearoutView(storage, client.get_credits(), None)
+    except ClearoutError as exc:
+        return ClearoutView(storage, None, exc.message)
+
+
+def save_clearout_token(runtime: Runtime, token: str, *, remember: bool = False) -> Credits:
+    """Check a Clearout token by reading its balance, then keep it. Nothing changes on failure.
+
+    Raises:
+        ConnectError: empty or rejected token, or Clearout unreachable (Clearout's message).
+    """
+    token = token.strip()
+    if not token:
+        raise ConnectError("Enter the Clearout API token (app.clearout.io → Developer → API token).")
+    try:
+        with _clearout(runtime, token, retries=CHECK_RETRIES) as client:
+            credits = client.get_credits()
+    except ClearoutError as exc:
+        raise ConnectError(exc.message) from None
+    runtime.vault.set_clearout_token(token, remember=remember and can_remember(runtime))
+    return credits

@@ -1,0 +1,105 @@
+"""My lists: CSV lists end to end in the store, statistics of the data contract, preview, rename, delete."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lib import lists
+from lib.csv_import import CsvImportError
+from lib.store import Store
+
+MB = 1_000_000
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "data")
+    yield s
+    s.close()
+
+
+def list_files(store: Store) -> list[str]:
+    folder = store.data_dir / "lists"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_email_stats_follow_the_contract(tmp_path: Path) -> None:
+    path = tmp_path / "l.parquet"
+    emails = ["a@x.com", " A@X.com ", "b@x.com", "", None, "not-an-address", "c@x.com", "C@x.COM"]
+    pq.write_table(pa.table({"Email": pa.array(emails, pa.string())}), path)
+    stats = lists.email_stats(path, "Email")
+    assert stats == lists.EmailStats(rows=8, valid_emails=5, unique_emails=3, duplicates=2, missing_emails=2)
+
+
+def test_csv_list_is_created_with_stats_and_columns(store: Store) -> None:
+    data = b"Identity,Email,MSG-email\n1,a@x.com,true\n2,A@x.com ,false\n3,,true\n4,broken@,true\n"
+    record, notice = lists.add_csv_list(store, "sandbox", io.BytesIO(data), file_name="segment_export.csv",
+                                        max_bytes=MB)
+    assert notice is None and record.state == "ready" and record.name == "segment export"
+    assert (record.source_kind, record.source) == ("csv", "segment_export.csv")
+    assert (record.email_column, record.identity_column, record.msg_email_column) == ("Email", "Identity", "MSG-email")
+    assert (record.rows, record.valid_emails, record.unique_emails, record.duplicates, record.missing_emails) == \
+        (4, 2, 1, 1, 1)
+    frame = pd.read_parquet(store.list_path(record.id))
+    assert frame["Email"].tolist() == ["a@x.com", "A@x.com ", "", "broken@"]  # originals untouched
+    assert list_files(store) == [f"{record.id}.parquet"]
+
+
+@pytest.mark.parametrize("data", [b"Name\nAnn\n", b"", b"Email\n", b"\x89PNG\r\n" + bytes(20),
+                                  b"Email,Name\na@x.com,A,B\n"])
+def test_rejection_leaves_no_list_and_no_file(store: Store, data: bytes) -> None:
+    with pytest.raises(CsvImportError):
+        lists.add_csv_list(store, "sandbox", io.BytesIO(data), file_name="bad.csv", max_bytes=MB)
+    assert store.list_lists("sandbox") == [] and list_files(store) == []
+
+
+def test_size_limit_leaves_nothing(store: Store) -> None:
+    with pytest.raises(CsvImportError, match="limit"):
+        lists.add_csv_list(store, "sandbox", io.BytesIO(b"Email\n" + b"a@x.com\n" * 50), file_name="x.csv",
+                           max_bytes=100)
+    assert store.list_lists("sandbox") == [] and list_files(store) == []
+
+
+def test_lists_are_per_mode(store: Store) -> None:
+    lists.add_csv_list(store, "sandbox", io.BytesIO(b"Email\na@x.com\n"), file_name="s.csv", max_bytes=MB)
+    assert [r.name for r in store.list_lists("sandbox")] == ["s"] and store.list_lists("live") == []
+
+
+def test_preview_reads_at_most_100_rows(store: Store) -> None:
+    data = ("Email\n" + "".join(f"u{i}@x.com\n" for i in range(1000))).encode()
+    record, _ = lists.add_csv_list(store, "live", io.BytesIO(data), file_name="big.csv", max_bytes=MB)
+    frame = lists.preview(store, record)
+    assert len(frame) == 100 and frame["Email"].iloc[99] == "u99@x.com"
+
+
+def test_rename_and_delete(store: Store) -> None:
+    record, _ = lists.add_csv_list(store, "live", io.BytesIO(b"Email\na@x.com\n"), file_name="x.csv",
+                                   max_bytes=MB, name="  First   name ")
+    assert record.name == "First name"
+    assert lists.rename_list(store, record.id, " Better ").name == "Better"
+    with pytest.raises(lists.ListError):
+        lists.rename_list(store, record.id, "   ")
+    lists.delete_list(store, record.id)
+    assert store.get_list(record.id) is None and list_files(store) == []
+    with pytest.raises(lists.ListError):
+        lists.rename_list(store, record.id, "Gone")
+
+
+def test_overview_is_one_row_per_list(store: Store) -> None:
+    for name in ("a", "b"):
+        lists.add_csv_list(store, "live", io.BytesIO(b"Email\na@x.com\na@x.com\n"), file_name=f"{name}.csv",
+                           max_bytes=MB)
+    frame = lists.overview(store.list_lists("live"))
+    assert frame["Name"].tolist() == ["b", "a"] and frame["Duplicates"].tolist() == [1, 1]
+    assert set(lists.COUNT_COLUMNS) <= set(frame.columns)
+
+
+def test_progress_of_a_pull(store: Store) -> None:
+    record = store.create_list(name="p", mode="live", source_kind="audience", source="q", expected_rows=200)
+    assert lists.progress(store.update_list(record.id, rows=50)) == 0.25
+    assert lists.progress(store.update_list(record.id, expected_rows=None)) is None
