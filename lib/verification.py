@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import pyarrow as pa
@@ -125,14 +126,16 @@ def read_upload_file(path: Path) -> pd.Series:
     return table.column(UPLOAD_HEADER).to_pandas(types_mapper=pd.ArrowDtype).astype("string[pyarrow]")
 
 
-def start_verification(store: Store, list_id: int, *, cache_days: int, available_credits: int | None,
-                       mode: str, now: datetime | None = None) -> VerificationJob:
+def start_verification(store: Store, list_id: int, *, cache_days: int,
+                       available_credits: int | Callable[[], int] | None, mode: str,
+                       now: datetime | None = None) -> VerificationJob:
     """Plan a run, check the balance, write `upload.csv` and queue the job.
 
     A run with nothing to buy is done at once, without any Clearout call.
 
     Args:
-        available_credits: the Clearout balance just read (None only when nothing is to be bought).
+        available_credits: the Clearout balance, or a function reading it (called only when
+            something is to be bought); None when it cannot be known.
 
     Raises:
         InsufficientCreditsError: the balance, minus credits held by jobs already started, is short.
@@ -140,6 +143,8 @@ def start_verification(store: Store, list_id: int, *, cache_days: int, available
     """
     plan = plan_verification(store, list_id, cache_days=cache_days, now=now)
     if plan.to_verify:
+        if callable(available_credits):
+            available_credits = available_credits()
         if available_credits is None:
             raise VerificationError("The Clearout balance is unknown: enter your Clearout token on Connect.")
         reserved = store.reserved_credits(mode)
@@ -184,9 +189,21 @@ def _unknown_verdicts(emails: pd.Series, reason: str) -> pd.DataFrame:
     return _fixed_verdicts(emails, status=C.UNKNOWN, safe_to_send=C.UNKNOWN, reason=reason)
 
 
+# Clearout's documented test addresses (`<x>@example.com`) answer fixed verdicts for free.
+FREE_TEST_ADDRESSES = frozenset(f"{x}@example.com" for x in (
+    "valid", "invalid", "catch_all", "unknown", "safe_to_send_yes", "safe_to_send_no", "safe_to_send_risky",
+    "disposable", "role", "free", "gibberish", "hard_bounce", "soft_bounce", "suggested_email_address",
+    "syntax_error", "greylisted", "spamtrap", "blocklist_email_address", "allowlist_email_address",
+    "blocklist_domain", "allowlist_domain", "domain_not_found", "not_a_mailserver", "mailbox_not_found",
+    "mailbox_quota_exceeded", "dns_query_timeout", "unroutable_mailserver", "overquota_and_inactive",
+    "receiving_limit_reached"))
+
+
 def credits_spent(new_verdicts: pd.DataFrame) -> int:
-    """Clearout charges one credit per verified address, except Unknown results (free)."""
-    return int((new_verdicts[C.STATUS] != C.UNKNOWN).fillna(True).sum())
+    """Credits a result cost: one per address, except Unknown results and Clearout's test addresses."""
+    charged = (new_verdicts[C.STATUS] != C.UNKNOWN).fillna(True).to_numpy()
+    free = _isin(new_verdicts["email"], sorted(FREE_TEST_ADDRESSES)).to_numpy()
+    return int((charged & ~free).sum())
 
 
 def write_job_verdicts(store: Store, job: VerificationJob, new_verdicts: pd.DataFrame | None) -> int:

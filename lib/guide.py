@@ -1,0 +1,74 @@
+"""The Home page's "what next": the five steps, which are done, and the recent lists at a glance."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from lib.runtime import Runtime
+    from lib.store import Store
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int
+    title: str
+    page: str    # the page script, for st.page_link
+    icon: str
+    done: bool
+    status: str  # what is there already, or what to do
+
+
+def steps(runtime: "Runtime") -> list[Step]:
+    """The workflow in order, each with its state in this mode."""
+    store, mode = runtime.store, runtime.mode
+    connections = store.list_connections(mode)
+    has_token = bool(runtime.vault.clearout_token())
+    ready = store.list_lists(mode, states=("ready",))
+    verified = {job.list_id for job in store.list_jobs(states=("done",), mode=mode)}
+    exports = [run for run in store.list_export_runs(states=("done",)) if getattr(run, "mode", mode) == mode]
+
+    if connections and has_token:
+        connect = f"{connections[0].name} connected" + (f" (+{len(connections) - 1} more)" if len(connections) > 1
+                                                         else "") + " · Clearout token set"
+    elif connections:
+        connect = f"{connections[0].name} connected · enter your Clearout token"
+    else:
+        connect = "Connect a CleverTap project and enter your Clearout API token"
+    return [
+        Step(1, "Connect", "pages/connect.py", "🔌", bool(connections) and has_token, connect),
+        Step(2, "Lists", "pages/lists.py", "📋", bool(ready),
+             f"{len(ready)} list{'s' if len(ready) != 1 else ''} ready" if ready
+             else "Create a list from a CSV file or a CleverTap audience"),
+        Step(3, "Verify", "pages/verify.py", "✅", bool(verified),
+             f"{len(verified)} list{'s' if len(verified) != 1 else ''} verified" if verified
+             else "See what verifying a list costs, then start it"),
+        Step(4, "Results", "pages/results.py", "📊", bool(verified),
+             "Review the verdicts, charts and downloads" if verified
+             else "Verdicts appear here once a list is verified"),
+        Step(5, "Export", "pages/export.py", "📤", bool(exports),
+             f"{len(exports)} export{'s' if len(exports) != 1 else ''} written to CleverTap" if exports
+             else "Write the verdicts back to CleverTap (unsubscribe, tag)"),
+    ]
+
+
+def next_step(all_steps: list[Step]) -> Step | None:
+    return next((step for step in all_steps if not step.done), None)
+
+
+def recent_lists(store: "Store", mode: str, limit: int = 5) -> pd.DataFrame:
+    """The newest lists: name, rows, unique addresses, state, and when last verified."""
+    records = store.list_lists(mode)[:limit]
+    rows = []
+    for record in records:
+        done = store.latest_done_job(record.id)
+        rows.append({
+            "List": record.name,
+            "Rows": record.rows,
+            "Unique addresses": record.unique_emails,
+            "State": {"ready": "Ready", "pulling": "Loading…", "failed": "Failed"}.get(record.state, record.state),
+            "Verified": (done.finished_at or "").replace("T", " ")[:16] + " UTC" if done else "Not yet",
+        })
+    return pd.DataFrame(rows, columns=["List", "Rows", "Unique addresses", "State", "Verified"])
