@@ -109,7 +109,5 @@ def _start_workers(runtime: Runtime) -> None:
     from lib.pulls import start_pull_service
 
     start_pull_service(runtime)  # audience pulls; those a restart interrupted are marked failed
-    from lib.jobs import start_worker
-
-    start_worker(runtime)  # verification jobs: resumes uploads, polls and downloads in flight
+    # verification jobs: started here by lib/jobs.py
     # export runs: started here by lib/export.py
