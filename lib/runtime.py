@@ -109,5 +109,7 @@ def _start_workers(runtime: Runtime) -> None:
     from lib.pulls import start_pull_service
 
     start_pull_service(runtime)  # audience pulls; those a restart interrupted are marked failed
-    # verification jobs: started here by lib/jobs.py
+    from lib.jobs import start_worker
+
+    start_worker(runtime)  # verification jobs: resumes uploads, polls and downloads in flight
     # export runs: started here by lib/export.py

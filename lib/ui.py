@@ -43,3 +43,37 @@ def timestamp(iso: str | None, never: str = "never") -> str:
     if not iso:
         return never
     return iso.replace("T", " ")[:16] + " UTC"
+
+
+# ---- verification: credits balance and job rows (Verify and Home) ------------------------------
+@st.cache_data(ttl=CREDITS_TTL_S, max_entries=4, show_spinner=False)
+def _clearout_balance(mode: str, has_token: bool) -> "Balance":
+    from lib.jobs import read_balance
+
+    return read_balance(runtime())
+
+
+def clearout_balance(refresh: bool = False) -> "Balance":
+    """The Clearout balance (read at most once a minute), or why it is unknown."""
+    rt = runtime()
+    if refresh:
+        _clearout_balance.clear()
+    return _clearout_balance(rt.mode, bool(rt.vault.clearout_token()))
+
+
+def job_rows(views: "list[JobView]", key_prefix: str) -> None:
+    """One row per verification job: list, state, progress, credits, and a Cancel button."""
+    from lib import jobs
+
+    for view in views:
+        with st.container(border=True):
+            left, right = st.columns([5, 1], vertical_alignment="center")
+            left.markdown(f"**{view.list_name}** · {view.label}")
+            if view.job.state in ("uploading", "verifying", "downloading"):
+                left.progress(view.progress)
+            (left.error if view.job.state == "failed" else left.caption)(view.detail)
+            if view.cancellable:
+                # A callback: it runs before the rerun that the click starts, which then shows the result.
+                right.button("Cancel", key=f"{key_prefix}_cancel_{view.job.id}", on_click=jobs.cancel,
+                             args=(runtime().store, view.job.id),
+                             help="Stop this verification; rows Clearout has not verified yet are free")
