@@ -148,6 +148,8 @@ MIGRATIONS: tuple[str, ...] = (
         actions_json TEXT NOT NULL,
         policy_json TEXT NOT NULL,
         method TEXT NOT NULL CHECK (method IN ('upload', 'subscribe')),
+        mode TEXT NOT NULL CHECK (mode IN ('sandbox', 'live')),
+        tag TEXT NOT NULL DEFAULT '',
         actor TEXT NOT NULL,
         state TEXT NOT NULL CHECK (state IN ('planned', 'running', 'done', 'failed', 'cancelled')),
         planned_records INTEGER NOT NULL DEFAULT 0,
@@ -191,6 +193,7 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, row_no)
     ) WITHOUT ROWID;
     CREATE INDEX export_changes_batch ON export_changes(run_id, batch_no);
+    CREATE INDEX export_runs_tag ON export_runs(tag);
     CREATE TABLE audit_log (
         id INTEGER PRIMARY KEY,
         at TEXT NOT NULL,
@@ -335,6 +338,10 @@ class ExportRun:
     created_at: str
     started_at: str | None
     finished_at: str | None
+    mode: str = "sandbox"
+    tag: str = ""  # written to CleverTap with the run's changes (undo checks it); retries share it
+
+    ACTIVE_STATES = ("planned", "running")
 
     @property
     def actions(self) -> list[str]:
@@ -853,16 +860,18 @@ class Store:
     def create_export_run(self, *, kind: str, list_id: int | None, job_id: int | None,
                           connection: Connection, list_name: str, actions: list[str],
                           policy: dict[str, Any], method: str, actor: str,
-                          parent_run_id: int | None = None) -> ExportRun:
+                          parent_run_id: int | None = None, tag: str = "",
+                          counts: dict[str, Any] | None = None) -> ExportRun:
         with self._tx() as con:
             cur = con.execute(
                 """INSERT INTO export_runs (kind, parent_run_id, list_id, job_id, connection_id,
                        account_id, region, list_name, connection_name, actions_json, policy_json,
-                       method, actor, state, created_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?)""",
+                       method, mode, tag, actor, state, counts_json, created_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)""",
                 (kind, parent_run_id, list_id, job_id, connection.id, connection.account_id,
                  connection.region, list_name, connection.name, json.dumps(actions),
-                 json.dumps(policy), method, actor, utc_now()))
+                 json.dumps(policy), method, connection.mode, tag, actor, json.dumps(counts or {}),
+                 utc_now()))
         return self.get_export_run(cur.lastrowid)
 
     def update_export_run(self, run_id: int, **changes: Any) -> ExportRun:
@@ -875,8 +884,16 @@ class Store:
         return _from_row(ExportRun, self._one("SELECT * FROM export_runs WHERE id = ?", (run_id,)))
 
     def list_export_runs(self, *, states: Sequence[str] | None = None,
-                         parent_run_id: int | None = None) -> list[ExportRun]:
+                         parent_run_id: int | None = None, mode: str | None = None,
+                         tag: str | None = None, kinds: Sequence[str] | None = None) -> list[ExportRun]:
         sql, args = "SELECT * FROM export_runs WHERE 1 = 1", []
+        for column, value in (("mode", mode), ("tag", tag)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                args.append(value)
+        if kinds:
+            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+            args += list(kinds)
         if states:
             sql += f" AND state IN ({','.join('?' * len(states))})"
             args += list(states)
@@ -941,12 +958,14 @@ class Store:
 
     def finish_export_batch(self, run_id: int, batch_no: int, *, state: str, processed: int,
                             unprocessed: Sequence[tuple[int, int | None, str]] = (),
-                            error: str | None = None, audit: dict[str, Any] | None = None) -> None:
+                            error: str | None = None, audit: dict[str, Any] | None = None,
+                            skipped: Sequence[tuple[int, str]] = ()) -> None:
         """Record one batch's outcome, its records' outcomes and the audit entry atomically.
 
-        `unprocessed` holds (row_no, code, error) for records the CRM refused; every other record
-        of a 'done' batch is 'ok'. Doing it in one transaction is what lets a restart trust that
-        a 'done' batch was sent and recorded, and never send it again.
+        `unprocessed` holds (row_no, code, error) for records the CRM refused and `skipped`
+        (row_no, why) for records deliberately not sent; every other record of a 'done' batch is
+        'ok'. Doing it in one transaction is what lets a restart trust that a 'done' batch was
+        sent and recorded, and never send it again.
         """
         now = utc_now()
         with self._tx() as con:
@@ -960,6 +979,9 @@ class Store:
                 con.executemany("UPDATE export_changes SET outcome = 'unprocessed', error_code = ?, error = ? "
                                 "WHERE run_id = ? AND row_no = ?",
                                 [(code, text, run_id, row_no) for row_no, code, text in unprocessed])
+                con.executemany("UPDATE export_changes SET outcome = 'skipped', error = ? "
+                                "WHERE run_id = ? AND row_no = ?",
+                                [(why, run_id, row_no) for row_no, why in skipped])
             if audit is not None:
                 self._insert_audit(con, run_id=run_id, batch_no=batch_no, **audit)
 
@@ -968,6 +990,76 @@ class Store:
         with self._tx() as con:
             con.executemany("UPDATE export_changes SET outcome = ?, error = ? WHERE run_id = ? AND row_no = ?",
                             [(outcome, error, run_id, r) for r in row_nos])
+
+    def export_batch_rows(self, run_id: int, batch_no: int) -> list[tuple[Any, ...]]:
+        """One batch's changes as plain tuples (row_no, key_type, key_value, email, unsubscribe,
+        prior_msg_email, properties_json), in row order: what the apply runner sends."""
+        cursor = self._connection().cursor()
+        cursor.row_factory = None  # plain tuples: the runner reads a thousand rows per batch
+        return cursor.execute(
+            "SELECT row_no, key_type, key_value, email, unsubscribe, prior_msg_email, properties_json "
+            "FROM export_changes WHERE run_id = ? AND batch_no = ? ORDER BY row_no",
+            (run_id, batch_no)).fetchall()
+
+    def export_progress(self, run_id: int) -> dict[str, int]:
+        """Batches and records of a run so far: batches_done/_failed/_total, processed, unprocessed."""
+        rows = self._all("SELECT state, COUNT(*) AS n, SUM(processed) AS p, SUM(unprocessed) AS u "
+                         "FROM export_batches WHERE run_id = ? GROUP BY state", (run_id,))
+        by_state = {r["state"]: r for r in rows}
+        done = by_state.get("done")
+        return {"batches_total": sum(r["n"] for r in rows),
+                "batches_done": done["n"] if done else 0,
+                "batches_failed": by_state["failed"]["n"] if "failed" in by_state else 0,
+                "processed": sum(r["p"] or 0 for r in rows),
+                "unprocessed": sum(r["u"] or 0 for r in rows)}
+
+    def export_change_sample(self, run_id: int, size: int, *, outcome: str) -> pd.DataFrame:
+        """A random sample of a run's changes with one outcome (the read-back check)."""
+        return pd.read_sql_query(
+            "SELECT row_no, key_type, key_value, email, unsubscribe, prior_msg_email, properties_json "
+            "FROM export_changes WHERE run_id = ? AND outcome = ? ORDER BY RANDOM() LIMIT ?",
+            self._connection(), params=[run_id, outcome, int(size)])
+
+    def export_outcome_counts(self, run_id: int) -> dict[str, int]:
+        """How many of a run's changes are pending, ok, unprocessed or skipped."""
+        rows = self._all("SELECT outcome, COUNT(*) AS n FROM export_changes WHERE run_id = ? GROUP BY outcome",
+                         (run_id,))
+        return {r["outcome"]: r["n"] for r in rows}
+
+    def set_change_priors(self, run_id: int, priors: Sequence[tuple[int, bool | None]]) -> None:
+        """Record the MSG-email value a profile had before the run, read just before sending."""
+        with self._tx() as con:
+            con.executemany("UPDATE export_changes SET prior_msg_email = ? WHERE run_id = ? AND row_no = ?",
+                            [(None if v is None else int(v), run_id, r) for r, v in priors])
+
+    def claim_export_run(self, owner: str, *, lease_seconds: float, mode: str) -> ExportRun | None:
+        """Lease the run this worker should apply now, or None.
+
+        One run at a time per mode: CleverTap allows 15 concurrent uploads per account and a run
+        uses them all. A run leased by another owner whose lease has not expired blocks the rest.
+        """
+        now = time.time()
+        with self._tx() as con:
+            rows = con.execute("SELECT id, lease_owner, lease_until FROM export_runs "
+                               "WHERE state = 'running' AND mode = ? ORDER BY id", (mode,)).fetchall()
+            if any(r["lease_owner"] not in (None, owner) and (r["lease_until"] or 0) >= now for r in rows):
+                return None
+            if not rows:
+                return None
+            run_id = rows[0]["id"]
+            con.execute("UPDATE export_runs SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                        (owner, now + lease_seconds, run_id))
+        return self.get_export_run(run_id)
+
+    def renew_export_lease(self, run_id: int, owner: str, *, lease_seconds: float | None) -> bool:
+        """Extend (or with None release) this owner's lease; False if another owner holds it."""
+        with self._tx() as con:
+            cur = con.execute(
+                "UPDATE export_runs SET lease_owner = ?, lease_until = ? WHERE id = ? AND "
+                "(lease_owner IS NULL OR lease_owner = ?)",
+                (owner if lease_seconds is not None else None,
+                 time.time() + lease_seconds if lease_seconds is not None else None, run_id, owner))
+        return cur.rowcount == 1
 
     # ---- audit log ------------------------------------------------------------------------
     @staticmethod
