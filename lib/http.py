@@ -6,6 +6,7 @@ so tests patch `lib.http.sleep` and `lib.http.jitter` and count calls without wa
 """
 from __future__ import annotations
 
+import os
 import random
 import re
 import time
@@ -125,11 +126,21 @@ def send_with_retries(send: Callable[[], requests.Response], *, max_retries: int
         attempt += 1
 
 
-def make_session(*, headers: Mapping[str, str] | None = None, pool_maxsize: int = 16) -> requests.Session:
-    """A Session with our User-Agent and a connection pool big enough for parallel uploads."""
+def make_session(*, headers: Mapping[str, str] | None = None, pool_maxsize: int = 16,
+                 env_for_url: str | None = None) -> requests.Session:
+    """A Session with our User-Agent and a connection pool big enough for parallel uploads.
+
+    With `env_for_url`, proxy and CA-bundle settings are read from the environment once, for that
+    URL, instead of on every request: requests spends ~0.5 ms per call re-reading them, a fifth of
+    an upload batch's client time when 150 batches a second go out.
+    """
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
     session.headers.update(headers or {})
+    if env_for_url is not None:
+        session.proxies.update(requests.utils.get_environ_proxies(env_for_url))
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        session.trust_env = False
     # Retries are ours (send_with_retries); urllib3's own would double them and ignore Retry-After.
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0)
     session.mount("http://", adapter)

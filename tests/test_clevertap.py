@@ -430,3 +430,20 @@ def test_subscribe_flips_msg_email(make_sandbox) -> None:
         again = client.get_profile(identity=record["identity"])
     assert result.processed == 1 and [(u.record_index, u.code) for u in result.unprocessed] == [(1, 515)]
     assert after.msg_email is False and again.msg_email is True
+
+
+def test_upload_reads_records_lazily_within_a_bounded_window(scripted) -> None:
+    server = scripted([(200, {}, {"status": "success", "processed": 1000, "unprocessed": []})])
+    consumed = [0]
+
+    def records():
+        for i in range(20_000):
+            consumed[0] = i + 1
+            yield {"identity": str(i), "type": "profile", "profileData": {}}
+
+    read_at_first_outcome: list[int] = []
+    with scripted_client(server.url) as client:
+        result = client.upload_profiles(records(), concurrency=2,
+                                        on_batch=lambda o: read_at_first_outcome.append(consumed[0]))
+    assert result.batches == 20 and result.sent == 20_000 and len(server.seen) == 20
+    assert read_at_first_outcome[0] <= (2 * 2 + 1) * 1000  # never the whole iterable up front
