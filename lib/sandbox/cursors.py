@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 _MAC_BYTES = 16
+_NONCE_BYTES = 8
 _MIN_BYTES = 1100  # base64 of ~1.1 KB, percent-encoded: ~1.5 KB, CleverTap's observed size
 
 
@@ -33,34 +34,41 @@ class CursorState:
         return replace(self, offset=offset, first=False)
 
 
-def _mask(data: bytes, key: bytes, mac: bytes) -> bytes:
+def _mask(data: bytes, key: bytes, nonce: bytes) -> bytes:
     """XOR with a keyed stream: cursors are opaque to clients, as CleverTap's are."""
-    stream = hashlib.shake_256(key + mac).digest(len(data))
+    stream = hashlib.shake_256(key + nonce).digest(len(data))
     return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(len(data), "big")
+
+
+def _tag(key: bytes, body: bytes) -> bytes:
+    return hmac.new(key, body, hashlib.sha256).digest()[:_MAC_BYTES]
 
 
 def encode_cursor(state: CursorState, key: bytes) -> str:
     payload = json.dumps(asdict(state), separators=(",", ":"), sort_keys=True).encode()
-    mac = hmac.new(key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
-    blob = mac + _mask(payload + b"\x00", key, mac)
-    pad = max(0, _MIN_BYTES - len(blob))
-    pad += (1 - (len(blob) + pad)) % 3  # length = 1 (mod 3): base64 then ends in "==", like theirs
-    filler = hashlib.shake_256(mac).digest(pad) if pad else b""
-    text = base64.b64encode(blob + filler).decode()
+    nonce = hmac.new(key, payload, hashlib.sha256).digest()[:_NONCE_BYTES]
+    body = nonce + _mask(payload + b"\x00", key, nonce)
+    pad = max(0, _MIN_BYTES - len(body) - _MAC_BYTES)
+    pad += (1 - (len(body) + pad + _MAC_BYTES)) % 3  # length = 1 (mod 3): base64 ends in "==", like theirs
+    body += hashlib.shake_256(nonce).digest(pad)
+    text = base64.b64encode(body + _tag(key, body)).decode()
     return quote(text, safe="")
 
 
 def decode_cursor(value: str, key: bytes) -> CursorState | None:
-    """The state behind a cursor as received (percent-decoded once by the query parser), or None."""
+    """The state behind a cursor as received (percent-decoded once by the query parser), or None.
+
+    Any change to any byte (or a second round of percent-encoding) makes it None.
+    """
     try:
         blob = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         return None
-    mac, rest = blob[:_MAC_BYTES], blob[_MAC_BYTES:]
-    payload = _mask(rest, key, mac).split(b"\x00", 1)[0]
-    expected = hmac.new(key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
-    if len(mac) != _MAC_BYTES or not hmac.compare_digest(mac, expected):
+    body, tag = blob[:-_MAC_BYTES], blob[-_MAC_BYTES:]
+    if len(blob) <= _MAC_BYTES + _NONCE_BYTES or not hmac.compare_digest(tag, _tag(key, body)):
         return None
+    nonce = body[:_NONCE_BYTES]
+    payload = _mask(body[_NONCE_BYTES:], key, nonce).split(b"\x00", 1)[0]
     try:
         return CursorState(**json.loads(payload))
     except (ValueError, TypeError):

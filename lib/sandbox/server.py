@@ -62,6 +62,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    request_queue_size = 256  # socketserver's default of 5 resets bursts of 20 parallel connects
 
     def __init__(self, address: tuple[str, int], sandbox: "Sandbox") -> None:
         self.sandbox = sandbox

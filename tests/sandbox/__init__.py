@@ -1,0 +1,1 @@
+"""Contract tests of lib/sandbox over real HTTP."""
