@@ -14,7 +14,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import pandas as pd
 import requests
@@ -263,12 +263,14 @@ class ClearoutClient:
     # -- plumbing -------------------------------------------------------------------------------
 
     def _send(self, session: requests.Session, method: str, url: str, *, idempotent: bool = True,
-              timeout: float | None = None, **kwargs: Any) -> requests.Response:
-        """One call with retries; requests' failures become ClearoutConnectionError."""
-        body = kwargs.pop("body_factory", None)
+              timeout: float | None = None, body_factory: Callable[[], dict[str, Any]] | None = None,
+              **kwargs: Any) -> requests.Response:
+        """One call with retries; requests' failures become ClearoutConnectionError.
 
+        `body_factory` returns fresh request arguments (a streamed body) for every attempt.
+        """
         def send() -> requests.Response:
-            extra = body() if body is not None else {}
+            extra = body_factory() if body_factory is not None else {}
             return session.request(method, url, timeout=timeout or self.timeout, **kwargs, **extra)
 
         try:
@@ -280,16 +282,14 @@ class ClearoutClient:
 
     def _request(self, method: str, path: str, *, json_body: Any = None, params: Mapping[str, Any] | None = None,
                  idempotent: bool = True, timeout: float | None = None,
-                 body_factory: Any = None) -> dict[str, Any]:
+                 body_factory: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
         """Send one API call; return the envelope's `data` or raise a ClearoutError."""
         kwargs: dict[str, Any] = {"params": params}
         if json_body is not None:
             kwargs["data"] = json.dumps(json_body).encode()
             kwargs["headers"] = {"Content-Type": "application/json"}
-        if body_factory is not None:
-            kwargs["body_factory"] = body_factory
         response = self._send(self._session, method, self.base_url + path, idempotent=idempotent,
-                              timeout=timeout, **kwargs)
+                              timeout=timeout, body_factory=body_factory, **kwargs)
         try:
             payload = response.json()
         except ValueError:
