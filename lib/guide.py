@@ -30,15 +30,14 @@ def steps(runtime: "Runtime") -> list[Step]:
     verified = {job.list_id for job in store.list_jobs(states=("done",), mode=mode)}
     exports = [run for run in store.list_export_runs(states=("done",)) if getattr(run, "mode", mode) == mode]
 
-    if connections and has_token:
-        connect = f"{connections[0].name} connected" + (f" (+{len(connections) - 1} more)" if len(connections) > 1
-                                                         else "") + " · Clearout token set"
-    elif connections:
-        connect = f"{connections[0].name} connected · enter your Clearout token"
-    else:
-        connect = "Connect a CleverTap project and enter your Clearout API token"
+    # Verifying needs only the Clearout token; CleverTap is needed for audiences and for export.
+    clevertap = (f"CleverTap: {connections[0].name}" + (f" (+{len(connections) - 1} more)" if len(connections) > 1
+                                                         else "") if connections
+                 else "no CleverTap project yet (needed for audiences and export)")
+    connect = (f"Clearout token set · {clevertap}" if has_token
+               else f"Enter your Clearout API token · {clevertap}")
     return [
-        Step(1, "Connect", "pages/connect.py", "🔌", bool(connections) and has_token, connect),
+        Step(1, "Connect", "pages/connect.py", "🔌", has_token, connect),
         Step(2, "Lists", "pages/lists.py", "📋", bool(ready),
              f"{len(ready)} list{'s' if len(ready) != 1 else ''} ready" if ready
              else "Create a list from a CSV file or a CleverTap audience"),

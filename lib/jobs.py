@@ -41,6 +41,8 @@ IDLE_SECONDS = 1.0           # and while nothing is (a new job starts within a s
 MAX_UPLOAD_ATTEMPTS = 3
 MAX_TRANSIENT_FAILURES = 5   # consecutive network/server failures polling one job before it fails
 TRANSIENT_BACKOFF_SECONDS = 15.0
+MAX_SALVAGE_TRIES = 10        # after a cancel: tries to fetch the partial result (paid for)
+SALVAGE_RETRY_SECONDS = 3.0
 BUSY_BACKOFF_SECONDS = 30.0   # Clearout refused an upload with 1001 (three lists running)
 PREPARING_GRACE = timedelta(minutes=10)  # writing upload.csv takes seconds; older means a crash
 TRANSIENT_ERRORS = (ClearoutConnectionError, ClearoutServerError, ClearoutRateLimitError)
@@ -230,19 +232,51 @@ class VerificationWorker:
         self._forget(job.id)
 
     def _cancel(self, client: ClearoutClient, job: VerificationJob) -> None:
-        note = None
+        """Stop at Clearout, then keep what was paid for: the rows verified before the cancel."""
         if job.clearout_list_id and job.state == "verifying":
             try:
                 client.cancel(job.clearout_list_id)
             except (ClearoutNotCancellableError, ClearoutListUnavailableError):
-                pass  # finished or gone at Clearout: nothing left to stop
+                pass  # already finished (or gone) at Clearout: its result is still worth fetching
             except ClearoutError as exc:
-                note = f"Clearout did not confirm the cancel ({exc}): check the list on app.clearout.io."
+                self._end_cancelled(job, f"Clearout did not confirm the cancel ({exc}): check the list "
+                                         "on app.clearout.io.")
+                return
+            # 'downloading' + cancel_requested: fetch the partial result on the next rounds.
+            self.store.transition_job(job.id, ("verifying",), state="downloading")
+            self._next_poll[job.id] = self.clock() + self.poll_seconds
+        elif job.clearout_list_id and job.state == "downloading":
+            self._salvage(client, job)
         elif not job.clearout_list_id and job.upload_attempts:
-            note = (f"Cancelled while uploading: if {job.upload_name} reached Clearout, cancel it on "
-                    "app.clearout.io.")
+            self._end_cancelled(job, f"Cancelled while uploading: if {job.upload_name} reached Clearout, "
+                                     "cancel it on app.clearout.io.")
+        else:
+            self._end_cancelled(job, None)
+
+    def _salvage(self, client: ClearoutClient, job: VerificationJob) -> None:
+        if self.clock() < self._next_poll.get(job.id, 0.0):
+            return
+        try:
+            result = client.download_result(job.clearout_list_id)
+        except (ClearoutError, ClearoutColumnsError) as exc:
+            tries = self._transient.get(job.id, 0) + 1
+            self._transient[job.id] = tries
+            if tries < MAX_SALVAGE_TRIES:
+                self._next_poll[job.id] = self.clock() + SALVAGE_RETRY_SECONDS
+                return
+            self._end_cancelled(job, "Cancelled. Clearout charges the rows it verified before the cancel; "
+                                     f"their result was not available here ({exc}): see app.clearout.io.")
+            return
+        uploaded = verification.read_upload_file(self.store.job_dir(job.id) / verification.UPLOAD_FILE)
+        result = result[verification._isin(result["email"], uploaded).to_numpy()]
+        self.store.upsert_cache(result, job_id=job.id)  # Unknown ("Request cancelled") is never reused
+        spent = verification.credits_spent(result)
+        self._end_cancelled(job, f"Cancelled: {spent:,} credits went on addresses verified before the "
+                                 "cancel; their verdicts are kept for reuse. The rest were free.", spent)
+
+    def _end_cancelled(self, job: VerificationJob, note: str | None, spent: int | None = None) -> None:
         self.store.transition_job(job.id, VerificationJob.ACTIVE_STATES, state="cancelled", error=note,
-                                  finished_at=utc_now())
+                                  credits_spent=spent, finished_at=utc_now())
         self._forget(job.id)
 
     def _transient_failure(self, job: VerificationJob, exc: ClearoutError) -> None:
@@ -366,13 +400,15 @@ def describe(job: VerificationJob, list_name: str) -> JobView:
         if job.error:
             detail += f" · {job.error}"
     progress = {"done": 1.0, "downloading": 1.0, "verifying": job.percent / 100}.get(job.state, 0.0)
+    if job.cancel_requested:
+        progress = min(progress, job.percent / 100)
     return JobView(job=job, list_name=list_name, label=label, detail=detail, progress=progress,
                    cancellable=not job.is_final and not job.cancel_requested)
 
 
 def job_views(store: Store, mode: str, *, limit: int = 20, unfinished_only: bool = False) -> list[JobView]:
     """The latest jobs of a mode, newest first, ready to render."""
-    states = ("preparing", "queued", *VerificationJob.ACTIVE_STATES) if unfinished_only else None
+    states = verification.UNFINISHED_STATES if unfinished_only else None
     jobs = store.list_jobs(mode=mode, states=states, limit=limit)
     names = {record.id: record.name for record in store.list_lists(mode)}
     return [describe(job, names.get(job.list_id, f"list {job.list_id}")) for job in jobs]

@@ -77,3 +77,13 @@ def job_rows(views: "list[JobView]", key_prefix: str) -> None:
                 right.button("Cancel", key=f"{key_prefix}_cancel_{view.job.id}", on_click=jobs.cancel,
                              args=(runtime().store, view.job.id),
                              help="Stop this verification; rows Clearout has not verified yet are free")
+
+def rerun_when_jobs_finish(views: "list[JobView]", key: str) -> None:
+    """From a polling fragment: rerun the whole page once a job it showed in flight has finished,
+    so the figures outside the fragment (cost, balance, steps) catch up."""
+    in_flight = {view.job.id for view in views if not view.job.is_final}
+    before = st.session_state.get(key)
+    st.session_state[key] = in_flight
+    if before and before - in_flight:
+        clearout_balance(refresh=True)
+        st.rerun()

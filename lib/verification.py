@@ -126,6 +126,15 @@ def read_upload_file(path: Path) -> pd.Series:
     return table.column(UPLOAD_HEADER).to_pandas(types_mapper=pd.ArrowDtype).astype("string[pyarrow]")
 
 
+UNFINISHED_STATES = ("preparing", "queued", *VerificationJob.ACTIVE_STATES)
+
+
+def unfinished_job(store: Store, list_id: int) -> VerificationJob | None:
+    """The list's job still in flight, if any: one run per list at a time, or credits are spent twice."""
+    jobs = store.list_jobs(list_id=list_id, states=UNFINISHED_STATES, limit=1)
+    return jobs[0] if jobs else None
+
+
 def start_verification(store: Store, list_id: int, *, cache_days: int,
                        available_credits: int | Callable[[], int] | None, mode: str,
                        now: datetime | None = None) -> VerificationJob:
@@ -139,8 +148,11 @@ def start_verification(store: Store, list_id: int, *, cache_days: int,
 
     Raises:
         InsufficientCreditsError: the balance, minus credits held by jobs already started, is short.
-        VerificationError: the list cannot be verified (missing, not ready).
+        VerificationError: the list cannot be verified (missing, not ready, already in flight).
     """
+    if running := unfinished_job(store, list_id):
+        raise VerificationError(f"This list is already being verified (job {running.id}, "
+                                f"{running.state}): follow it below, or cancel it to start again.")
     plan = plan_verification(store, list_id, cache_days=cache_days, now=now)
     if plan.to_verify:
         if callable(available_credits):

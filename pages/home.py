@@ -33,6 +33,7 @@ def in_flight() -> None:
     if waiting := jobs.waiting_reason(rt):
         st.warning(waiting, icon="🔑")
     views = jobs.job_views(rt.store, rt.mode, unfinished_only=True)
+    ui.rerun_when_jobs_finish(views, "home_in_flight")
     if views:
         ui.job_rows(views, "home")
     else:

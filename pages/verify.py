@@ -3,7 +3,7 @@ import streamlit as st
 
 from lib import jobs, ui
 from lib.clearout import ClearoutError
-from lib.verification import VerificationError, VerificationPlan, plan_verification
+from lib.verification import VerificationError, VerificationPlan, plan_verification, unfinished_job
 
 ui.page_header("Verify", "Verify a list with Clearout: see the cost first, then follow the job "
                          "(Clearout verifies three lists at a time; more wait in line).")
@@ -50,16 +50,20 @@ else:
     c1, c2, c3, c4, c5 = st.columns(5)
     c1.metric("Unique addresses", f"{plan.unique_emails:,}", help="Distinct addresses after trimming and "
               "lower-casing; duplicates and empty cells are not counted")
-    c2.metric("Fresh in cache", f"−{plan.cached:,}", help=f"Verified in the last "
-              f"{rt.settings.verify_cache_days} days (Unknown results are never reused): free")
-    c3.metric("Syntax errors", f"−{plan.syntax_invalid:,}", help="Cannot be delivered: marked Invalid "
-              "(\"Syntax error\") without asking Clearout, free")
-    c4.metric("Credits needed", f"{plan.to_verify:,}", help="At most: Clearout does not charge Unknown results")
+    c2.metric("Free: fresh in cache", f"{plan.cached:,}", help=f"Verified in the last "
+              f"{rt.settings.verify_cache_days} days (Unknown results are never reused)")
+    c3.metric("Free: syntax errors", f"{plan.syntax_invalid:,}", help="Cannot be delivered: marked "
+              "Invalid (\"Syntax error\") without asking Clearout")
+    c4.metric("Credits needed", f"{plan.to_verify:,}", help="At most: Clearout does not charge Unknown "
+              "results. Addresses whose last verdict was Unknown are verified again.")
     c5.metric("Your balance", "—" if balance.available is None else f"{balance.available:,}",
               help=f"{reserved:,} credits are held for jobs already started" if reserved else None)
 
-    short = None
-    if plan.to_verify and balance.available is None:
+    short, running = None, unfinished_job(rt.store, list_id)
+    if running is not None:
+        st.info(f"{record.name} is being verified now ({jobs.describe(running, record.name).label}): "
+                "follow it below.", icon="⏳")
+    elif plan.to_verify and balance.available is None:
         st.warning(f"The Clearout balance is unknown: {balance.message}", icon="⚠️")
     elif plan.to_verify and plan.to_verify > balance.available - reserved:
         short = plan.to_verify - (balance.available - reserved)
@@ -70,7 +74,7 @@ else:
         st.success("Nothing to buy: every address has a fresh verdict or fails the syntax check. "
                    "Starting finishes at once, without using Clearout.", icon="✅")
 
-    blocked = bool(plan.to_verify) and (short is not None or balance.available is None)
+    blocked = running is not None or (bool(plan.to_verify) and (short is not None or balance.available is None))
     if st.button(f"Start verification ({plan.to_verify:,} credits)", key="verify_start", type="primary",
                  disabled=blocked or plan.unique_emails == 0):
         try:
@@ -80,10 +84,12 @@ else:
         else:
             ui.clearout_balance(refresh=True)
             cost.clear()
-            if job.state == "done":
-                st.success(f"{record.name} is verified: see its verdicts on Results.", icon="✅")
-            else:
-                st.success(f"Started: {record.name} is queued. Follow it below.", icon="🚀")
+            st.session_state["verify_flash"] = (
+                f"{record.name} is verified: see its verdicts on Results." if job.state == "done"
+                else f"Started: {record.name} is queued. Follow it below.")
+            st.rerun()  # shows the list as in flight, with Start disabled
+    if flash := st.session_state.pop("verify_flash", None):
+        st.success(flash, icon="🚀")
 
 st.subheader("Verification jobs")
 
@@ -91,6 +97,7 @@ st.subheader("Verification jobs")
 @st.fragment(run_every=2)
 def job_panel() -> None:
     views = jobs.job_views(rt.store, rt.mode, limit=15)
+    ui.rerun_when_jobs_finish(views, "verify_in_flight")
     if not views:
         st.caption("No verification yet: pick a list above and start one.")
         return

@@ -320,20 +320,27 @@ def test_cancel_a_queued_job_is_immediate(store: Store) -> None:
     assert store.claim_jobs("someone", lease_seconds=10, max_active=3) == []
 
 
-def test_cancel_a_running_job_tells_clearout(make_sandbox, store: Store) -> None:
+def test_cancel_a_running_job_tells_clearout_and_keeps_what_was_paid_for(make_sandbox, store: Store) -> None:
     sb = make_sandbox(bulk_seconds=30)
-    job = start(store, make_list(store, people("y", 10)).id)
+    job = start(store, make_list(store, people("y", 40)).id)
     worker = make_worker(store, client_for(sb))
     worker.run_once()
+    worker.run_once()
     assert job_state(store, job.id) == "verifying"
+    sb.clock.advance(15)  # half way: about half the rows are verified (and charged)
 
     assert jobs.cancel(store, job.id).cancel_requested == 1
     assert "cancelling" in jobs.describe(store.get_job(job.id), "y").label
-    worker.run_once()
+    drive(worker, sb, lambda: store.get_job(job.id).is_final)
 
-    assert job_state(store, job.id) == "cancelled"
-    assert sb.stats()["requests"].get("clearout.cancel") == 1
-    assert sb.stats()["running_bulk_lists"] == 0
+    final = store.get_job(job.id)
+    assert final.state == "cancelled"
+    stats = sb.stats()
+    assert stats["requests"].get("clearout.cancel") == 1 and stats["running_bulk_lists"] == 0
+    assert 0 < final.credits_spent == stats["credits_charged"] < 40
+    assert f"{final.credits_spent} credits" in final.error
+    decided = store.fresh_cached_emails(people("y", 40), fresh_since="2000-01-01T00:00:00+00:00")
+    assert len(decided) == final.credits_spent  # paid verdicts kept; "Request cancelled" ones are not reusable
     assert not store.job_verdicts_path(job.id).exists()
 
 

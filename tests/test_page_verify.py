@@ -44,7 +44,7 @@ def test_shows_the_cost_breakdown_and_starts_a_queued_job(monkeypatch, tmp_path:
 
     shown = metrics(at)
     assert shown["Unique addresses"] == "12"
-    assert shown["Fresh in cache"] == "−2" and shown["Syntax errors"] == "−2"
+    assert shown["Free: fresh in cache"] == "2" and shown["Free: syntax errors"] == "2"
     assert shown["Credits needed"] == "8"
     assert shown["Your balance"] == "250,000"  # the sandbox account's default
     button = at.button(key="verify_start")
@@ -57,6 +57,11 @@ def test_shows_the_cost_breakdown_and_starts_a_queued_job(monkeypatch, tmp_path:
     [job] = store.list_jobs(list_id=list_id)
     assert (job.to_verify, job.cached, job.syntax_invalid) == (8, 2, 2)
     assert job.state in ("queued", "uploading", "verifying", "downloading", "done")
+
+    # Until it is finished (the app's sandbox takes 20 s a list), the same list cannot be started twice.
+    assert not store.get_job(job.id).is_final
+    assert at.button(key="verify_start").disabled
+    assert any("being verified now" in i.value for i in at.info)
 
 
 def test_insufficient_credits_says_how_many_more_and_starts_nothing(monkeypatch, tmp_path: Path,

@@ -152,3 +152,12 @@ def test_a_list_that_is_not_ready_cannot_be_planned(store: Store) -> None:
     record = store.create_list(name="pulling", mode="sandbox", source_kind="csv", source="x.csv")
     with pytest.raises(V.VerificationError, match="not ready"):
         V.plan_verification(store, record.id, cache_days=30)
+
+
+def test_a_list_in_flight_cannot_be_started_again(store: Store) -> None:
+    record = make_list(store, ["a@x.com"])
+    first = V.start_verification(store, record.id, cache_days=30, available_credits=10, mode="sandbox")
+    with pytest.raises(V.VerificationError, match="already being verified"):
+        V.start_verification(store, record.id, cache_days=30, available_credits=10, mode="sandbox")
+    store.cancel_job(first.id)
+    assert V.start_verification(store, record.id, cache_days=30, available_credits=10, mode="sandbox").state == "queued"
