@@ -168,6 +168,7 @@ MIGRATIONS: tuple[str, ...] = (
         run_id INTEGER NOT NULL REFERENCES export_runs(id) ON DELETE CASCADE,
         batch_no INTEGER NOT NULL,
         state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),
+        first_row INTEGER NOT NULL DEFAULT 0,
         records INTEGER NOT NULL,
         processed INTEGER NOT NULL DEFAULT 0,
         unprocessed INTEGER NOT NULL DEFAULT 0,
@@ -361,6 +362,7 @@ class ExportBatch:
     run_id: int
     batch_no: int
     state: str
+    first_row: int
     records: int
     processed: int
     unprocessed: int
@@ -906,45 +908,49 @@ class Store:
         """Record the planned per-profile changes of a run and create its batches.
 
         `changes` columns: key_type, key_value, email, unsubscribe (bool), prior_msg_email
-        (bool or NA), properties_json (str or NA). Row order decides batches of `batch_size`.
+        (bool or NA), properties_json (str or NA). Row order decides batches of `batch_size`;
+        a batch is a contiguous range of row_no (which `export_batch_rows` relies on).
         """
         n = len(changes)
-        row_no = range(n)
-        batch_no = [i // batch_size for i in row_no]
+        counts = [min(batch_size, n - first) for first in range(0, n, batch_size)]
 
-        def col(name: str) -> list[Any]:
-            series = changes[name]
+        def col(part: pd.DataFrame, name: str) -> list[Any]:
+            series = part[name]
             return series.astype(object).where(series.notna(), None).tolist()
 
-        prior = [None if v is None else int(bool(v)) for v in col("prior_msg_email")]
-        rows = zip([run_id] * n, row_no, batch_no, col("key_type"), col("key_value"), col("email"),
-                   [int(bool(v)) for v in col("unsubscribe")], prior, col("properties_json"))
-        batches = {}
-        for b in batch_no:
-            batches[b] = batches.get(b, 0) + 1
         with self._tx() as con:
-            con.executemany(
-                """INSERT INTO export_changes (run_id, row_no, batch_no, key_type, key_value, email,
-                       unsubscribe, prior_msg_email, properties_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                rows)
-            con.executemany("INSERT INTO export_batches (run_id, batch_no, state, records) "
-                            "VALUES (?, ?, 'pending', ?)", [(run_id, b, c) for b, c in batches.items()])
+            # In slices: Python objects for a million rows at once would cost several hundred MB.
+            for start in range(0, n, _WRITE_CHUNK):
+                part = changes.iloc[start:start + _WRITE_CHUNK]
+                size = len(part)
+                row_no = range(start, start + size)
+                prior = [None if v is None else int(bool(v)) for v in col(part, "prior_msg_email")]
+                con.executemany(
+                    """INSERT INTO export_changes (run_id, row_no, batch_no, key_type, key_value, email,
+                           unsubscribe, prior_msg_email, properties_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    zip([run_id] * size, row_no, [i // batch_size for i in row_no], col(part, "key_type"),
+                        col(part, "key_value"), col(part, "email"),
+                        [int(bool(v)) for v in col(part, "unsubscribe")], prior, col(part, "properties_json")))
+            con.executemany("INSERT INTO export_batches (run_id, batch_no, state, first_row, records) "
+                            "VALUES (?, ?, 'pending', ?, ?)",
+                            [(run_id, b, b * batch_size, c) for b, c in enumerate(counts)])
             con.execute("UPDATE export_runs SET planned_records = ?, batches_total = ? WHERE id = ?",
-                        (n, len(batches), run_id))
+                        (n, len(counts), run_id))
         return n
 
     def export_changes(self, run_id: int, *, batch_no: int | None = None,
                        outcomes: Sequence[str] | None = None, limit: int | None = None) -> pd.DataFrame:
-        sql = ("SELECT row_no, batch_no, key_type, key_value, email, unsubscribe, prior_msg_email, "
-               "properties_json, outcome, error_code, error FROM export_changes WHERE run_id = ?")
+        sql = ("SELECT c.row_no, c.batch_no, c.key_type, c.key_value, c.email, c.unsubscribe, "
+               f"c.prior_msg_email, c.properties_json, {_OUTCOME} AS outcome, c.error_code, c.error "
+               f"{_CHANGES_WITH_BATCH} WHERE c.run_id = ?")
         args: list[Any] = [run_id]
         if batch_no is not None:
-            sql += " AND batch_no = ?"
+            sql += " AND c.batch_no = ?"
             args.append(batch_no)
         if outcomes:
-            sql += f" AND outcome IN ({','.join('?' * len(outcomes))})"
+            sql += f" AND {_OUTCOME} IN ({','.join('?' * len(outcomes))})"
             args += list(outcomes)
-        sql += " ORDER BY row_no"
+        sql += " ORDER BY c.row_no"
         if limit:
             sql += f" LIMIT {int(limit)}"
         return pd.read_sql_query(sql, self._connection(), params=args)
@@ -966,24 +972,39 @@ class Store:
         (row_no, why) for records deliberately not sent; every other record of a 'done' batch is
         'ok'. Doing it in one transaction is what lets a restart trust that a 'done' batch was
         sent and recorded, and never send it again.
+
+        'ok' is not written row by row: a pending record of a done batch reads as 'ok' (see
+        `_OUTCOME`). Rewriting a thousand rows per batch cost more than the rest of the batch's
+        bookkeeping together, and an export keeps 15 calls in flight.
         """
+        self.finish_export_batches(run_id, [dict(batch_no=batch_no, state=state, processed=processed,
+                                                 unprocessed=unprocessed, error=error, audit=audit,
+                                                 skipped=skipped)])
+
+    def finish_export_batches(self, run_id: int, batches: Sequence[dict[str, Any]]) -> None:
+        """`finish_export_batch` for several batches in one transaction (each dict holds its arguments)."""
         now = utc_now()
         with self._tx() as con:
-            con.execute("""UPDATE export_batches SET state = ?, processed = ?, unprocessed = ?,
-                           attempts = attempts + 1, error = ?, finished_at = ?
-                           WHERE run_id = ? AND batch_no = ?""",
-                        (state, processed, len(unprocessed), error, now, run_id, batch_no))
-            if state == "done":
-                con.execute("UPDATE export_changes SET outcome = 'ok', error_code = NULL, error = NULL "
-                            "WHERE run_id = ? AND batch_no = ?", (run_id, batch_no))
-                con.executemany("UPDATE export_changes SET outcome = 'unprocessed', error_code = ?, error = ? "
-                                "WHERE run_id = ? AND row_no = ?",
-                                [(code, text, run_id, row_no) for row_no, code, text in unprocessed])
-                con.executemany("UPDATE export_changes SET outcome = 'skipped', error = ? "
-                                "WHERE run_id = ? AND row_no = ?",
-                                [(why, run_id, row_no) for row_no, why in skipped])
-            if audit is not None:
-                self._insert_audit(con, run_id=run_id, batch_no=batch_no, **audit)
+            for batch in batches:
+                self._finish_batch(con, run_id, now=now, **batch)
+
+    def _finish_batch(self, con: sqlite3.Connection, run_id: int, *, batch_no: int, state: str, processed: int,
+                      now: str, unprocessed: Sequence[tuple[int, int | None, str]] = (),
+                      error: str | None = None, audit: dict[str, Any] | None = None,
+                      skipped: Sequence[tuple[int, str]] = ()) -> None:
+        con.execute("""UPDATE export_batches SET state = ?, processed = ?, unprocessed = ?,
+                       attempts = attempts + 1, error = ?, finished_at = ?
+                       WHERE run_id = ? AND batch_no = ?""",
+                    (state, processed, len(unprocessed), error, now, run_id, batch_no))
+        if state == "done":
+            con.executemany("UPDATE export_changes SET outcome = 'unprocessed', error_code = ?, error = ? "
+                            "WHERE run_id = ? AND row_no = ?",
+                            [(code, text, run_id, row_no) for row_no, code, text in unprocessed])
+            con.executemany("UPDATE export_changes SET outcome = 'skipped', error = ? "
+                            "WHERE run_id = ? AND row_no = ?",
+                            [(why, run_id, row_no) for row_no, why in skipped])
+        if audit is not None:
+            self._insert_audit(con, run_id=run_id, batch_no=batch_no, **audit)
 
     def set_change_outcomes(self, run_id: int, row_nos: Sequence[int], outcome: str,
                             error: str | None = None) -> None:
@@ -994,12 +1015,18 @@ class Store:
     def export_batch_rows(self, run_id: int, batch_no: int) -> list[tuple[Any, ...]]:
         """One batch's changes as plain tuples (row_no, key_type, key_value, email, unsubscribe,
         prior_msg_email, properties_json), in row order: what the apply runner sends."""
-        cursor = self._connection().cursor()
+        con = self._connection()
+        batch = con.execute("SELECT first_row, records FROM export_batches WHERE run_id = ? AND batch_no = ?",
+                            (run_id, batch_no)).fetchone()
+        if batch is None:
+            return []
+        cursor = con.cursor()
         cursor.row_factory = None  # plain tuples: the runner reads a thousand rows per batch
+        # A primary-key range scan: five times faster than the batch_no index plus a lookup per row.
         return cursor.execute(
             "SELECT row_no, key_type, key_value, email, unsubscribe, prior_msg_email, properties_json "
-            "FROM export_changes WHERE run_id = ? AND batch_no = ? ORDER BY row_no",
-            (run_id, batch_no)).fetchall()
+            "FROM export_changes WHERE run_id = ? AND row_no >= ? AND row_no < ? ORDER BY row_no",
+            (run_id, batch["first_row"], batch["first_row"] + batch["records"])).fetchall()
 
     def export_progress(self, run_id: int) -> dict[str, int]:
         """Batches and records of a run so far: batches_done/_failed/_total, processed, unprocessed."""
@@ -1016,14 +1043,14 @@ class Store:
     def export_change_sample(self, run_id: int, size: int, *, outcome: str) -> pd.DataFrame:
         """A random sample of a run's changes with one outcome (the read-back check)."""
         return pd.read_sql_query(
-            "SELECT row_no, key_type, key_value, email, unsubscribe, prior_msg_email, properties_json "
-            "FROM export_changes WHERE run_id = ? AND outcome = ? ORDER BY RANDOM() LIMIT ?",
-            self._connection(), params=[run_id, outcome, int(size)])
+            "SELECT c.row_no, c.key_type, c.key_value, c.email, c.unsubscribe, c.prior_msg_email, "
+            f"c.properties_json {_CHANGES_WITH_BATCH} WHERE c.run_id = ? AND {_OUTCOME} = ? "
+            "ORDER BY RANDOM() LIMIT ?", self._connection(), params=[run_id, outcome, int(size)])
 
     def export_outcome_counts(self, run_id: int) -> dict[str, int]:
         """How many of a run's changes are pending, ok, unprocessed or skipped."""
-        rows = self._all("SELECT outcome, COUNT(*) AS n FROM export_changes WHERE run_id = ? GROUP BY outcome",
-                         (run_id,))
+        rows = self._all(f"SELECT {_OUTCOME} AS outcome, COUNT(*) AS n {_CHANGES_WITH_BATCH} "
+                         "WHERE c.run_id = ? GROUP BY 1", (run_id,))
         return {r["outcome"]: r["n"] for r in rows}
 
     def set_change_priors(self, run_id: int, priors: Sequence[tuple[int, bool | None]]) -> None:
@@ -1088,6 +1115,13 @@ class Store:
 
 
 _READ_CHUNK = 100_000
+_WRITE_CHUNK = 50_000
+
+# A change's outcome as read: a record still 'pending' in a batch recorded as done was sent and
+# accepted (finish_export_batch writes only the exceptions: unprocessed and skipped records).
+_OUTCOME = "CASE WHEN c.outcome = 'pending' AND b.state = 'done' THEN 'ok' ELSE c.outcome END"
+_CHANGES_WITH_BATCH = ("FROM export_changes c JOIN export_batches b "
+                       "ON b.run_id = c.run_id AND b.batch_no = c.batch_no")
 
 
 def _cache_chunk(rows: list[tuple]) -> pd.DataFrame:

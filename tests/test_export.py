@@ -133,19 +133,17 @@ def test_worker_thread_stops_and_another_resumes(make_sandbox, store) -> None:
     run = export.start_run(store, plan, connect(store, sb), actor="tester", batch_size=10)
     recorded = threading.Event()
     first = export.ExportWorker(store, lambda _r: client_for(sb), mode="sandbox", poll_seconds=0.01, concurrency=2)
-    original = export.RunApplier._record
+    original = store.finish_export_batches
 
-    def record_then_signal(self, result) -> None:
-        original(self, result)
+    def record_then_signal(run_id, batches) -> None:
+        original(run_id, batches)
         recorded.set()
 
-    export.RunApplier._record = record_then_signal
-    try:
-        first.start()
-        assert recorded.wait(10)
-        first.stop()
-    finally:
-        export.RunApplier._record = original
+    store.finish_export_batches = record_then_signal
+    first.start()
+    assert recorded.wait(10)
+    first.stop()
+    store.finish_export_batches = original
     partial = store.export_progress(run.id)["batches_done"]
     assert 0 < partial < run.batches_total and store.get_export_run(run.id).state == "running"
     second = export.ExportWorker(store, lambda _r: client_for(sb), mode="sandbox")
