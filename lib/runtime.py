@@ -112,4 +112,6 @@ def _start_workers(runtime: Runtime) -> None:
     from lib.jobs import start_worker
 
     start_worker(runtime)  # verification jobs: resumes uploads, polls and downloads in flight
-    # export runs: started here by lib/export.py
+    from lib.export import start_export_worker
+
+    start_export_worker(runtime)  # export runs: resumes the batches a restart interrupted
