@@ -310,26 +310,28 @@ class BulkRegistry:
     def _complete_job(self, item: BulkList) -> None:
         try:
             billable = self._write_results(item, "results.csv", None, item.created_on + self.bulk_seconds)
-        except Exception:  # a removed list or a stopped sandbox: nothing left to finish
-            return
-        with self._lock:
-            if item.status == RUNNING and item.list_id in self._lists:
-                item.billable = billable
-                item.results_file = "results.csv"
-                self._save(item)
+            with self._lock:
+                if item.status == RUNNING and item.list_id in self._lists and not self._stopping.is_set():
+                    item.billable = billable
+                    item.results_file = "results.csv"
+                    self._save(item)
+        except Exception:  # a removed list or a stopping sandbox: nothing left to finish
+            if not self._stopping.is_set() and item.list_id in self._lists:
+                raise
 
     def _cancel_job(self, item: BulkList) -> None:
         verified = math.floor(item.unique_emails * (item.cancelled_percentile or 0) / 100)
         try:
             charge = self._write_results(item, "results-cancelled.csv", verified, item.finished_on or 0.0)
+            with self._lock:
+                if item.list_id in self._lists and not self._stopping.is_set():
+                    item.charged = charge
+                    item.results_file = "results-cancelled.csv"
+                    self._credits.charge(charge, "bulk list (cancelled)", item.list_id)
+                    self._save(item)
         except Exception:
-            return
-        with self._lock:
-            if item.list_id in self._lists:
-                item.charged = charge
-                item.results_file = "results-cancelled.csv"
-                self._credits.charge(charge, "bulk list (cancelled)", item.list_id)
-                self._save(item)
+            if not self._stopping.is_set() and item.list_id in self._lists:
+                raise
 
     def _write_results(self, item: BulkList, file_name: str, verified_limit: int | None,
                        verified_epoch: float) -> int:

@@ -92,6 +92,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections like they would live
+    # Headers and body leave in separate writes; with Nagle on, the body waits for the client's
+    # delayed ACK (~40 ms per request).
+    disable_nagle_algorithm = True
     # Headers and body go out in two writes: with Nagle on, the second waits for the client's
     # delayed ACK, adding ~40 ms to every response (TCP_NODELAY, as real servers set it).
     disable_nagle_algorithm = True
@@ -211,6 +214,7 @@ class Sandbox:
     # ---- test helpers ------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         """Counters since start (or the last reset_stats)."""
+        self.bulk.settle()  # lists whose time is up count as completed, as the next request would see
         counters = self.counters.snapshot()
         requests = {k[len("requests."):]: v for k, v in counters.items() if k.startswith("requests.")}
         responses = {k[len("response."):]: v for k, v in counters.items() if k.startswith("response.")}
@@ -350,7 +354,8 @@ class Sandbox:
         if route is None:
             self.counters.add("requests.unknown")
             if api == "clearout":
-                return json_response(404, {"status": "failed", "error": {"message": "Not Found"}})
+                return json_response(404, {"status": "failed", "error": {"message": "Not Found"}},
+                                     self.rpm.peek())
             if api == "clevertap":
                 return json_response(404, NOT_FOUND)
             return Response(404, b"Not Found", content_type="text/plain")
