@@ -548,6 +548,24 @@ def record_read_back(store: Store, run: ExportRun, client: CleverTapClient, *,
     return checks
 
 
+def refresh_read_back(runtime: Any, run_id: int) -> list[ReadBack]:
+    """Read back a finished run's sample again, now (the History and Export "check again" button).
+
+    Raises:
+        MissingSecretError: the passcode is not held by this server.
+        ExportError: the run's project is no longer connected.
+        CleverTapError: CleverTap could not be read.
+    """
+    run = _finished_run(runtime.store, run_id)
+    with runtime.clevertap_client(_connection_of(runtime.store, run)) as client:
+        return record_read_back(runtime.store, run, client)
+
+
+def client_for_run(runtime: Any, run_id: int) -> CleverTapClient:
+    """A client for the project of a run (the undo dry run reads current states with it)."""
+    return runtime.clevertap_client(_connection_of(runtime.store, runtime.store.get_export_run(run_id)))
+
+
 # ---- undo -----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -663,14 +681,14 @@ def latest_active_run(store: Store, mode: str) -> ExportRun | None:
     return runs[-1] if runs else None
 
 
-_KIND_WORDS = {"export": "Export", "retry": "Retry", "undo": "Undo"}
+KIND_WORDS = {"export": "Export", "retry": "Retry", "undo": "Undo"}
 
 
 def runs_table(runs: Sequence[ExportRun]) -> pd.DataFrame:
     """One row per run for the History page."""
     return pd.DataFrame({
         "Run": [r.id for r in runs],
-        "Kind": [_KIND_WORDS[r.kind] + (f" of {r.parent_run_id}" if r.parent_run_id else "") for r in runs],
+        "Kind": [KIND_WORDS[r.kind] + (f" of {r.parent_run_id}" if r.parent_run_id else "") for r in runs],
         "When (UTC)": [r.created_at.replace("T", " ")[:19] for r in runs],
         "Who": [r.actor for r in runs],
         "List": [r.list_name for r in runs],

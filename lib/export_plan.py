@@ -444,6 +444,21 @@ def sample_payload(plan: ExportPlan, count: int = 3) -> dict[str, Any]:
 
 # ---- presentation ---------------------------------------------------------------------------------
 
+def append_table(columns: Sequence[AppendColumn] = DEFAULT_APPEND) -> pd.DataFrame:
+    """Every appendable column, ticked and named as in `columns`: what the page's editor shows."""
+    chosen = {c.source: c.name for c in columns}
+    return pd.DataFrame({"Append": [s in chosen for s in APPEND_SOURCES],
+                         "Clearout column": list(APPEND_SOURCES),
+                         "Property name in CleverTap": [chosen.get(s, s) for s in APPEND_SOURCES]})
+
+
+def columns_from_table(table: pd.DataFrame) -> tuple[AppendColumn, ...]:
+    """The ticked rows of an edited `append_table`."""
+    ticked = table[table["Append"].fillna(False).astype(bool)]
+    return tuple(AppendColumn(str(source), "" if pd.isna(name) else str(name))
+                 for source, name in zip(ticked["Clearout column"], ticked["Property name in CleverTap"]))
+
+
 def reason_counts(plan: ExportPlan) -> pd.DataFrame:
     """Unsubscribes by policy rule and Clearout reason, largest first."""
     unsub = plan.changes[plan.changes["unsubscribe"]]

@@ -87,3 +87,57 @@ def rerun_when_jobs_finish(views: "list[JobView]", key: str) -> None:
     if before and before - in_flight:
         clearout_balance(refresh=True)
         st.rerun()
+
+
+# ---- export: one run's progress, outcome, read-back and unprocessed records (Export, History) ----
+def export_run_panel(run_id: int, key: str) -> None:
+    """What the store says about an export run; call it from an `st.fragment(run_every=...)`."""
+    from lib import export
+    from lib.clevertap import CleverTapError
+    from lib.runtime import MissingSecretError
+
+    rt = runtime()
+    status = export.run_status(rt.store, run_id)
+    run = status.run
+    st.markdown(f"**Run {run.id}** · {export.KIND_WORDS[run.kind].lower()} of **{run.list_name}** to "
+                f"**{run.connection_name}** ({run.account_id}, {run.region}) · by {run.actor} · "
+                f"{timestamp(run.created_at)}")
+    if run.state in ("planned", "running"):
+        st.progress(status.fraction, text=f"Sending… {status.line}")
+        if status.waiting:
+            st.warning(status.waiting, icon="🔑")
+            st.page_link("pages/connect.py", label="Enter the passcode on Connect to resume", icon="🔌")
+        st.button("Stop after the batches in flight", key=f"{key}_stop_{run.id}", on_click=export.stop_run,
+                  args=(rt.store, run.id), help="Finished batches stay recorded; resume later to send the rest")
+        return
+    if run.state == "done":
+        st.success(f"Done · {status.line}", icon="✅")
+    else:
+        (st.error if run.state == "failed" else st.warning)(
+            f"{'Failed' if run.state == 'failed' else 'Stopped'} · {status.line}"
+            + (f" · {run.error}" if run.error else ""), icon="⚠️")
+        st.button("Resume: send the batches not sent yet", key=f"{key}_resume_{run.id}",
+                  on_click=export.resume_run, args=(rt.store, run.id))
+    if (table := export.read_back_table(run)) is not None:
+        confirmed = int(table["Confirmed"].sum())
+        st.markdown(f"**Read-back check:** {confirmed} of {len(table)} sampled profiles read back from "
+                    "CleverTap exactly as planned.")
+        st.dataframe(table, key=f"{key}_readback_{run.id}", hide_index=True, width="stretch")
+    if run.state == "done" and st.button("Check again now", key=f"{key}_recheck_{run.id}"):
+        try:
+            export.refresh_read_back(rt, run.id)
+            st.rerun()
+        except (MissingSecretError, export.ExportError, CleverTapError) as exc:
+            st.error(str(exc))
+    st.caption(export.dashboard_help(run.region))
+    if status.unprocessed:
+        st.markdown(f"**{status.unprocessed:,} record(s) CleverTap left unprocessed** (first 1,000):")
+        st.dataframe(export.run_changes(rt.store, run.id, outcomes=["unprocessed"], limit=1000),
+                     key=f"{key}_unprocessed_{run.id}", hide_index=True, width="stretch")
+        if st.button("Retry the unprocessed records", key=f"{key}_retry_{run.id}"):
+            try:
+                export.start_retry(rt.store, run.id, actor=st.session_state.get("export_actor") or
+                                   export.default_actor())
+                st.rerun()
+            except export.ExportError as exc:
+                st.error(str(exc))

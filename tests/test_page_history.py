@@ -1,0 +1,72 @@
+"""AppTest of the History page: empty state, runs with their changes, batches and audit log, undo."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from lib import columns as C
+from lib import connections as conn
+from lib import export, ui
+from lib.export_plan import ExportOptions
+from tests.export_support import make_verified_list, pull
+from tests.pages_support import app_test, isolate_app, page_errors, release_app, rendered_text
+from tests.test_page_export import wait_until_done
+
+
+@pytest.fixture(autouse=True)
+def _release(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr("lib.http.sleep", lambda seconds: None)
+    yield
+    release_app()
+
+
+def table(at, column: str):
+    """The first table on the page with `column` (AppTest does not expose st.dataframe keys)."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def test_without_runs_it_links_to_export(monkeypatch, tmp_path) -> None:
+    isolate_app(monkeypatch, tmp_path)
+    at = app_test().run()
+    at.switch_page("pages/history.py").run()
+    assert not at.exception, page_errors(at)
+    assert "No export yet" in rendered_text(at)
+    assert [link.proto.page for link in at.get("page_link")] == ["export"]
+
+
+def test_lists_runs_and_undoes_one(monkeypatch, tmp_path) -> None:
+    isolate_app(monkeypatch, tmp_path)
+    at = app_test().run()
+    rt = ui.runtime()
+    sb = rt.sandbox
+    connection = conn.check_and_save(rt, name="Sandbox demo", account_id=sb.account_id, passcode=sb.passcode,
+                                     region="IN1")
+    record = make_verified_list(rt.store, pull(sb, 80), lambda i: C.INVALID if i % 5 == 0 else C.VALID)
+    plan = export.plan_export(rt.store, record.id, ExportOptions(), guardrail_pct=30)
+    run = wait_until_done(export.start_run(rt.store, plan, connection, actor="Ana").id)
+    assert run.state == "done"
+
+    at.switch_page("pages/history.py").run()
+    assert not at.exception, page_errors(at)
+    runs = table(at, "Tag")
+    assert runs["Run"].tolist() == [run.id] and runs["Who"].tolist() == ["Ana"]
+    changes = table(at, "Outcome")
+    assert len(changes) == plan.summary.changes and set(changes["Outcome"]) == {"ok"}
+    assert set(changes["MSG-email before"]) == {"subscribed"}
+    assert table(at, "Attempts")["State"].tolist() == ["done"]
+    assert table(at, "Endpoint")["Endpoint"].tolist() == ["/1/upload"]
+
+    at.button(key="history_undo_dry_run").click().run()
+    assert not at.exception, page_errors(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Will be re-subscribed"] == str(plan.summary.to_unsubscribe)
+    at.button(key="history_undo").click().run()
+    assert not at.exception, page_errors(at)
+    undo = next(r for r in rt.store.list_export_runs() if r.kind == "undo")
+    assert undo.parent_run_id == run.id and at.selectbox(key="history_run").value == undo.id
+    assert wait_until_done(undo.id).state == "done"
+    for key in plan.changes["key_value"]:
+        assert sb.profile(identity=key)["profileData"]["MSG-email"] is True
+    at.run()
+    assert f"Undo of {run.id}" in table(at, "Tag")["Kind"].tolist()
