@@ -136,7 +136,11 @@ def progress(record: ListRecord) -> float | None:
     return min(1.0, record.rows / record.expected_rows)
 
 
-COUNT_COLUMNS = ("Rows", "Valid emails", "Unique emails", "Duplicates", "Without email")
+# Short headers keep the table readable at laptop width; the page explains each in its help text.
+COUNT_HELP = {"Rows": "Rows in the list", "Valid": "Rows whose address passes the syntax check",
+              "Unique": "Distinct addresses among the valid ones (trimmed, lower-cased)",
+              "Duplicates": "Valid rows repeating an address already counted", "No email": "Rows without an address"}
+COUNT_COLUMNS = tuple(COUNT_HELP)
 _STATE_LABELS = {"pulling": "⏳ adding", "ready": "✅ ready", "failed": "❌ failed"}
 
 
@@ -147,10 +151,10 @@ def overview(records: Sequence[ListRecord]) -> pd.DataFrame:
         "State": [_STATE_LABELS.get(r.state, r.state) for r in records],
         "Source": [("CleverTap · " if r.source_kind == "audience" else "CSV · ") + r.source for r in records],
         "Rows": [r.rows for r in records],
-        "Valid emails": [r.valid_emails for r in records],
-        "Unique emails": [r.unique_emails for r in records],
+        "Valid": [r.valid_emails for r in records],
+        "Unique": [r.unique_emails for r in records],
         "Duplicates": [r.duplicates for r in records],
-        "Without email": [r.missing_emails for r in records],
+        "No email": [r.missing_emails for r in records],
         "Added": pd.to_datetime([r.created_at for r in records], utc=True),
     }, index=pd.Index([r.id for r in records], name="id"))
     return frame

@@ -9,11 +9,12 @@ did not finish (restart) is marked failed at the next start, and its saved audie
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 PULL_SCHEMA = pa.schema([("identity", pa.string()), ("objectId", pa.string()), ("email", pa.string()),
                          ("name", pa.string()), ("MSG-email", pa.bool_())])
 PAGES_PER_ROW_GROUP = 4  # 4 pages of up to 4991 profiles: ~20k rows per group, a few MB of columns
+READ_AHEAD_PAGES = 2  # pages fetched ahead while one is converted: ~10k record dicts at most
 DEFAULT_DAYS = 30
 # Events every CleverTap project has, offered as suggestions; any other name can be typed.
 SUGGESTED_EVENTS = ("App Launched", "App Installed", "Product Viewed", "Added to Cart", "Charged",
@@ -147,6 +149,13 @@ def count_audience(runtime: Runtime, query: AudienceQuery) -> int:
                                      filters=query.profile_fields() or None)
 
 
+def error_message(exc: CleverTapError) -> str:
+    """The client's message, with what to check when CleverTap does not know the event."""
+    if "invalid event" in (exc.server_message or "").lower():
+        return f"{exc.message}: event names are case-sensitive, check the spelling (e.g. App Launched)."
+    return exc.message
+
+
 def save_audience(store: Store, query: AudienceQuery, name: str) -> Audience:
     return store.save_audience(name=clean_name(name), connection_id=query.connection_id,
                                event_name=query.event_name, from_date=query.from_date.isoformat(),
@@ -193,6 +202,51 @@ def write_pages(pages: Iterable[list[dict[str, Any]]], path: Path, *, pages_per_
         if pending:
             flush()
     return rows
+
+
+def read_ahead(pages: Iterable[list[dict[str, Any]]], depth: int = READ_AHEAD_PAGES
+               ) -> Iterator[list[dict[str, Any]]]:
+    """Fetch the next pages in a helper thread while the caller converts and writes this one.
+
+    CleverTap pages come one cursor after the other, so without this the network and our own
+    work take turns; with it they overlap. At most `depth` pages wait in memory. The helper stops
+    when the caller stops iterating (closing this generator), and its errors are re-raised here.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                if not put(page):
+                    return
+            put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            put(exc)
+
+    helper = threading.Thread(target=produce, name="pull-read-ahead", daemon=True)
+    helper.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        helper.join(timeout=60)
 
 
 # ---- the background pulls ------------------------------------------------------------------------
@@ -251,7 +305,7 @@ class PullService:
                     store.update_list(list_id, expected_rows=expected)
                 pages = client.iter_profiles(query.event_name, query.from_date, query.to_date,
                                              filters=query.profile_fields() or None, batch_size=batch_size)
-                write_pages(pages, staged, pages_per_group=pages_per_group,
+                write_pages(read_ahead(pages), staged, pages_per_group=pages_per_group,
                             on_chunk=lambda rows: self._progress(list_id, rows))
             self._check_wanted(list_id)
             staged.replace(store.list_path(list_id))
@@ -263,7 +317,9 @@ class PullService:
             # Deleted while pulling (or the app is stopping): nothing to keep.
             if store.get_list(list_id) is None:
                 store.list_path(list_id).unlink(missing_ok=True)
-        except (CleverTapError, PullError) as exc:
+        except CleverTapError as exc:
+            self._fail(list_id, error_message(exc))
+        except PullError as exc:
             self._fail(list_id, exc.message)
         except MissingSecretError as exc:
             self._fail(list_id, str(exc))

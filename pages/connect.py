@@ -27,8 +27,9 @@ def save(account_id: str, passcode_key: str, region: str, name: str, remember_ke
                                          region=region, remember=state.get(remember_key, False))
     except conn.ConnectError as exc:
         state[flash_key] = ("error", exc.message)
-        if exc.region:  # pre-select the region CleverTap named, so one more click connects
+        if exc.region and flash_key == "connect_flash":  # pre-select the region CleverTap named
             state["connect_region"], state["connect_dashboard_url"] = exc.region, ""
+            state[flash_key] = ("error", f"{exc.message}. {exc.region} is selected now: press **Test and save**.")
         return
     state[passcode_key] = ""
     state[flash_key] = ("success", f"Connected {connection.name}: CleverTap accepted the credentials.")

@@ -44,8 +44,10 @@ with audience_tab:
             try:
                 with st.spinner("CleverTap is counting…"):
                     state["lists_counted"] = (query, pulls.count_audience(rt, query))
-            except (CleverTapError, MissingSecretError) as exc:
-                st.error(getattr(exc, "message", None) or str(exc))
+            except CleverTapError as exc:
+                st.error(pulls.error_message(exc))
+            except MissingSecretError as exc:
+                st.error(str(exc))
         counted_query, count = state.get("lists_counted", (None, None))
         if query is not None and counted_query == query:
             st.success(f"**{count:,}** profiles match: {query.describe()}.")
@@ -110,8 +112,11 @@ if not records:
     st.info("No lists yet: add one from a CleverTap audience or a CSV file above.")
     st.stop()
 st.dataframe(lists.overview(records), key="lists_table", height=min(400, 38 + 35 * len(records)), hide_index=True,
-             column_config={"Added": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-                            **{c: st.column_config.NumberColumn(format="localized") for c in lists.COUNT_COLUMNS}})
+             column_config={"Name": st.column_config.TextColumn(width="medium"),
+                            "Source": st.column_config.TextColumn(width="small"),
+                            "Added": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+                            **{c: st.column_config.NumberColumn(format="localized", width="small", help=h)
+                               for c, h in lists.COUNT_HELP.items()}})
 by_id = {r.id: r for r in records}
 chosen = by_id.get(st.selectbox("Choose a list", list(by_id), key="lists_chosen", format_func=lambda i: by_id[i].name))
 if chosen is not None:

@@ -109,6 +109,7 @@ def test_clevertap_errors_fail_the_list_and_leave_no_file(runtime, connection, e
     query = pulls.build_query(connection.id, event, start + timedelta(days=shift), end + timedelta(days=shift))
     record = run_pull(runtime, query)
     assert record.state == "failed" and expected in record.error.lower() and "CleverTap" in record.error
+    assert ("case-sensitive" in record.error) == (expected == "invalid event")
     assert record.rows == 0 and list_files(runtime) == []
 
 
