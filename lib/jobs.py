@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Callable
 
+import pandas as pd
+
 from lib import verification
 from lib.clearout import (ClearoutAuthError, ClearoutClient, ClearoutConcurrencyError, ClearoutConnectionError,
                           ClearoutCreditsError,
@@ -44,6 +46,7 @@ TRANSIENT_BACKOFF_SECONDS = 15.0
 MAX_SALVAGE_TRIES = 10        # after a cancel: tries to fetch the partial result (paid for)
 SALVAGE_RETRY_SECONDS = 3.0
 BUSY_BACKOFF_SECONDS = 30.0   # Clearout refused an upload with 1001 (three lists running)
+CACHE_SLICE = 100_000
 PREPARING_GRACE = timedelta(minutes=10)  # writing upload.csv takes seconds; older means a crash
 TRANSIENT_ERRORS = (ClearoutConnectionError, ClearoutServerError, ClearoutRateLimitError)
 
@@ -221,10 +224,16 @@ class VerificationWorker:
         result = client.download_result(job.clearout_list_id)
         uploaded = verification.read_upload_file(self.store.job_dir(job.id) / verification.UPLOAD_FILE)
         result = result[verification._isin(result["email"], uploaded).to_numpy()]
-        self.store.upsert_cache(result, job_id=job.id)
+        self._cache(result, job.id)
         self._finish(job, new_verdicts=result)
 
-    def _finish(self, job: VerificationJob, *, new_verdicts) -> None:
+    def _cache(self, result: pd.DataFrame, job_id: int) -> None:
+        """Into the verification cache in slices: a million rows at once hold ~1 GB of Python rows."""
+        result = result.sort_values("email", kind="stable")
+        for start in range(0, len(result), CACHE_SLICE):
+            self.store.upsert_cache(result.iloc[start:start + CACHE_SLICE], job_id=job_id)
+
+    def _finish(self, job: VerificationJob, *, new_verdicts: pd.DataFrame | None) -> None:
         verification.write_job_verdicts(self.store, job, new_verdicts)
         spent = 0 if new_verdicts is None else verification.credits_spent(new_verdicts)
         self.store.transition_job(job.id, (*VerificationJob.ACTIVE_STATES, "queued"), state="done",
@@ -269,7 +278,7 @@ class VerificationWorker:
             return
         uploaded = verification.read_upload_file(self.store.job_dir(job.id) / verification.UPLOAD_FILE)
         result = result[verification._isin(result["email"], uploaded).to_numpy()]
-        self.store.upsert_cache(result, job_id=job.id)  # Unknown ("Request cancelled") is never reused
+        self._cache(result, job.id)  # Unknown ("Request cancelled") is never reused
         spent = verification.credits_spent(result)
         self._end_cancelled(job, f"Cancelled: {spent:,} credits went on addresses verified before the "
                                  "cancel; their verdicts are kept for reuse. The rest were free.", spent)

@@ -764,7 +764,9 @@ class Store:
         `verified_on` (ISO UTC) defaults to now; it drives the freshness window, independently of
         Clearout's own "Verified At" column which can be missing.
         """
-        frame = C.conform_clearout_columns(verdicts, keep=("email",))
+        # In key order: B-tree inserts into the big WITHOUT ROWID table then touch each page once
+        # (~2.5x faster for a million rows than random order).
+        frame = C.conform_clearout_columns(verdicts, keep=("email",)).sort_values("email", kind="stable")
         verified_on = verified_on or utc_now()
         values = [frame["email"].astype(object).where(frame["email"].notna(), None)]
         for name in _CACHE_COLUMNS.values():
@@ -797,11 +799,18 @@ class Store:
         select = f"SELECT c.email, {', '.join('c.' + k for k in _CACHE_COLUMNS)}, c.verified_on " \
                  f"FROM verification_cache c"
         con = self._connection()
+        scan_filter = None
+        if emails is not None:
+            emails = emails if isinstance(emails, (list, tuple, pd.Series)) else list(emails)
+            if 4 * len(emails) >= self.cache_size():
+                # Asking for much of the cache: scanning it beats filling the temporary table
+                # (about 8 s per million inserts); a set is built once, checked per row in C.
+                scan_filter = set(emails)
         # A deferred transaction: one consistent snapshot, and the temporary table's inserts are
         # committed once instead of once per row (autocommit). Temp tables never lock the database.
         con.execute("BEGIN")
         try:
-            if emails is not None:
+            if emails is not None and scan_filter is None:
                 con.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_emails (email TEXT PRIMARY KEY) "
                             "WITHOUT ROWID")
                 con.execute("DELETE FROM wanted_emails")
@@ -812,8 +821,12 @@ class Store:
             cursor.execute(f"{select} WHERE {' AND '.join(where)}", args)
             chunks = []
             while rows := cursor.fetchmany(_READ_CHUNK):
+                if scan_filter is not None:
+                    rows = [row for row in rows if row[0] in scan_filter]
+                    if not rows:
+                        continue
                 chunks.append(_cache_chunk(rows))
-            if emails is not None:
+            if emails is not None and scan_filter is None:
                 con.execute("DELETE FROM wanted_emails")
         finally:
             con.execute("COMMIT")

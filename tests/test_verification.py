@@ -161,3 +161,13 @@ def test_a_list_in_flight_cannot_be_started_again(store: Store) -> None:
         V.start_verification(store, record.id, cache_days=30, available_credits=10, mode="sandbox")
     store.cancel_job(first.id)
     assert V.start_verification(store, record.id, cache_days=30, available_credits=10, mode="sandbox").state == "queued"
+
+
+def test_cached_verdicts_scan_and_join_paths_agree(store: Store) -> None:
+    emails = [f"u{i}@x.com" for i in range(40)]
+    store.upsert_cache(verdicts(emails[::-1]))  # any order in, key order kept by the store
+    few = ["u3@x.com", "u7@x.com", "nobody@x.com"]         # 4 x 3 < 40: temporary-table join
+    many = emails[:30] + ["nobody@x.com"]                   # 4 x 31 >= 40: scan and filter
+    assert sorted(store.cached_verdicts(few)["email"]) == ["u3@x.com", "u7@x.com"]
+    assert sorted(store.cached_verdicts(many)["email"]) == sorted(emails[:30])
+    assert sorted(store.cached_verdicts(iter(few))["email"]) == ["u3@x.com", "u7@x.com"]
