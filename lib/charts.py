@@ -139,7 +139,7 @@ def safe_to_send_chart(counts: pd.DataFrame) -> go.Figure:
 
 def source_chart(counts: pd.DataFrame) -> go.Figure:
     """Vertical bars of `source_counts`: only "Verified now" spent credits."""
-    return _column_chart(counts, "Where the verdicts came from (only \"Verified now\" spent credits)")
+    return _column_chart(counts, "Newly verified (cost credits) vs cached")
 
 
 def reason_chart(counts: pd.DataFrame) -> go.Figure:
@@ -183,13 +183,13 @@ def domain_chart(stats: pd.DataFrame, what: str = "domains") -> go.Figure:
                        hovertemplate="%{y}: %{x:,} " + word.lower() + "<extra></extra>")
     figure.add_scatter(
         y=labels, x=stats["rows"][::-1], mode="text", showlegend=False, hoverinfo="skip", cliponaxis=False,
-        text=[f"  {n:,} · {r:.1f}% undeliverable" for n, r in zip(stats["rows"][::-1],
-                                                                   stats["undeliverable_rate"][::-1])],
+        # Short enough to fit beside the longest bar on a half-width chart; the title names the parts.
+        text=[f"  {n:,} · {r:.1f}%" for n, r in zip(stats["rows"][::-1], stats["undeliverable_rate"][::-1])],
         textposition="middle right")
     figure.update_layout(barmode="stack", legend_traceorder="normal")  # plotly reverses stacked legends
     figure.update_yaxes(automargin=True)
     _value_axis(figure, stats["rows"], horizontal=True, headroom=1.6)
-    return _finish(figure, f"Top {len(stats)} {what} by rows, with undeliverable rate", TALL_HEIGHT, stats.empty)
+    return _finish(figure, f"Top {len(stats)} {what}: rows · % undeliverable", TALL_HEIGHT, stats.empty)
 
 
 def provider_chart(stats: pd.DataFrame) -> go.Figure:

@@ -89,6 +89,64 @@ def rerun_when_jobs_finish(views: "list[JobView]", key: str) -> None:
         st.rerun()
 
 
+# ---- results: the merged frame and its summary, cached per verified list (Results) ---------------
+RESULTS_TTL_S = 30 * 60  # a list nobody looked at for half an hour leaves memory
+RESULTS_MAX_LISTS = 2  # a 1,000,000-row merged frame holds about 300 MB
+PLOTLY_CONFIG = {  # offline: no Plotly logo link, no Chart Studio; Streamlit bundles plotly.js itself
+    "displaylogo": False, "showLink": False, "showSendToCloud": False, "showEditInChartStudio": False,
+    "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
+
+
+@st.cache_resource(ttl=RESULTS_TTL_S, max_entries=RESULTS_MAX_LISTS, show_spinner="Joining the verdicts to the rows…")
+def verified_frame(data_dir: str, list_id: int, job_id: int, version: str) -> "pd.DataFrame":
+    """A verified list's merged rows (lib.results.load_merged), one object shared by all sessions: READ-ONLY.
+
+    cache_resource, not cache_data: cache_data hands every rerun an unpickled copy, about 1.5 s and
+    300 MB for a 1,000,000-row list, which alone would blow the 0.5 s rerun budget. The price is that
+    every caller holds the same frame, so it must never be mutated: lib.merge, lib.charts and
+    lib.downloads only read it (filters return new frames). Key: lib.results.cache_key.
+    """
+    from lib import results
+
+    return results.load_merged(runtime().store, list_id, job_id)
+
+
+@st.cache_data(ttl=RESULTS_TTL_S, max_entries=4 * RESULTS_MAX_LISTS, show_spinner=False)
+def verified_summary(data_dir: str, list_id: int, job_id: int, version: str) -> "Summary":
+    """Key figures, chart aggregations and filter options: a few KB, so cache_data's copy is cheap."""
+    from lib import results
+
+    store = runtime().store
+    return results.summarise(verified_frame(data_dir, list_id, job_id, version),
+                             store.get_list(list_id).email_column, store.get_job(job_id))
+
+
+@st.cache_resource(ttl=RESULTS_TTL_S, max_entries=4 * RESULTS_MAX_LISTS, show_spinner=False)
+def verified_charts(data_dir: str, list_id: int, job_id: int, version: str) -> "tuple[go.Figure, ...]":
+    """The seven Results figures: READ-ONLY, shared. Building them takes ~0.12 s and unpickling half of
+    that; st.plotly_chart only reads a figure (to_dict), so one shared copy is safe."""
+    from lib import results
+
+    return results.figures(verified_summary(data_dir, list_id, job_id, version))
+
+
+def clearout_column_config(email_column: str | None) -> dict:
+    """st.dataframe column_config for a merged list: the address as text, Clearout columns with
+    their meaning as help, verified-at as a UTC date-time, time taken in ms."""
+    from lib import columns as co
+
+    config: dict = {c.name: st.column_config.TextColumn(help=c.meaning) for c in co.CLEAROUT_COLUMNS}
+    config[co.VERIFIED_AT] = st.column_config.DatetimeColumn(
+        help=co.CLEAROUT_COLUMNS[co.CLEAROUT_COLUMN_NAMES.index(co.VERIFIED_AT)].meaning,
+        format="YYYY-MM-DD HH:mm:ss", timezone="UTC")
+    config[co.TIME_TAKEN] = st.column_config.NumberColumn(help="Verification time", format="%d ms")
+    config[co.VERDICT_SOURCE] = st.column_config.TextColumn(
+        help="Verified now (spent a credit), Cached (a recent verdict reused), Syntax check, No email")
+    if email_column:
+        config[email_column] = st.column_config.TextColumn(help="The address as it is in the list", pinned=True)
+    return config
+
+
 # ---- export: one run's progress, outcome, read-back and unprocessed records (Export, History) ----
 def export_run_panel(run_id: int, key: str) -> None:
     """What the store says about an export run; call it from an `st.fragment(run_every=...)`."""
