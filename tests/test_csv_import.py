@@ -57,7 +57,8 @@ def test_embedded_values_survive_untouched(tmp_path: Path) -> None:
 def test_path_source_and_many_row_groups(tmp_path: Path) -> None:
     source = tmp_path / "big.csv"
     source.write_text("Identity,Email\n" + "".join(f"{i},u{i}@x.com\n" for i in range(5000)))
-    out = convert_csv(source, tmp_path / "o.parquet", max_bytes=MB, block_bytes=16 << 10)
+    out = convert_csv(source, tmp_path / "o.parquet", max_bytes=MB, block_bytes=16 << 10,
+                      row_group_bytes=32 << 10)
     meta = pq.ParquetFile(out.path).metadata
     assert out.rows == 5000 and meta.num_row_groups > 1
     assert pq.read_table(out.path).column("Email").to_pylist()[4999] == "u4999@x.com"
