@@ -62,13 +62,12 @@ class VerificationWorker:
     """
 
     def __init__(self, store: Store, client_factory: Callable[[], ClearoutClient], *, mode: str,
-                 cache_days: int = 30, clock: Callable[[], float] = time.monotonic,
+                 clock: Callable[[], float] = time.monotonic,
                  poll_seconds: float = POLL_SECONDS, lease_seconds: float = LEASE_SECONDS,
                  max_active: int = MAX_ACTIVE, owner: str | None = None) -> None:
         self.store = store
         self.client_factory = client_factory
         self.mode = mode
-        self.cache_days = cache_days
         self.clock = clock
         self.poll_seconds = poll_seconds
         self.lease_seconds = lease_seconds
@@ -223,7 +222,7 @@ class VerificationWorker:
     def _download(self, client: ClearoutClient, job: VerificationJob) -> None:
         result = client.download_result(job.clearout_list_id)
         uploaded = verification.read_upload_file(self.store.job_dir(job.id) / verification.UPLOAD_FILE)
-        result = result[verification._isin(result["email"], uploaded).to_numpy()]
+        result = result[verification.member_mask(result["email"], uploaded).to_numpy()]
         self._cache(result, job.id)
         self._finish(job, new_verdicts=result)
 
@@ -277,7 +276,7 @@ class VerificationWorker:
                                      f"their result was not available here ({exc}): see app.clearout.io.")
             return
         uploaded = verification.read_upload_file(self.store.job_dir(job.id) / verification.UPLOAD_FILE)
-        result = result[verification._isin(result["email"], uploaded).to_numpy()]
+        result = result[verification.member_mask(result["email"], uploaded).to_numpy()]
         self._cache(result, job.id)  # Unknown ("Request cancelled") is never reused
         spent = verification.credits_spent(result)
         self._end_cancelled(job, f"Cancelled: {spent:,} credits went on addresses verified before the "
@@ -321,8 +320,7 @@ SERVICE = "verification"
 
 def start_worker(runtime: "Runtime") -> VerificationWorker:
     """The process's one worker (lib/runtime.py starts it); it resumes whatever is in flight."""
-    worker = VerificationWorker(runtime.store, runtime.clearout_client, mode=runtime.mode,
-                                cache_days=runtime.settings.verify_cache_days)
+    worker = VerificationWorker(runtime.store, runtime.clearout_client, mode=runtime.mode)
     runtime.services[SERVICE] = worker
     return worker.start()
 

@@ -85,13 +85,13 @@ def plan_verification(store: Store, list_id: int, *, cache_days: int,
     valid = valid_syntax_mask(addresses).to_numpy()
     candidates = addresses[valid]
     fresh = store.fresh_cached_emails(candidates, fresh_since=fresh_since(cache_days, now))
-    cached_mask = _isin(candidates, fresh)
+    cached_mask = member_mask(candidates, fresh)
     upload = candidates[~cached_mask].reset_index(drop=True)
     return VerificationPlan(list_id=list_id, unique_emails=len(addresses), cached=int(cached_mask.sum()),
                             syntax_invalid=int((~valid).sum()), to_verify=len(upload), upload=upload)
 
 
-def _isin(values: pd.Series, members: list[str] | pd.Series) -> pd.Series:
+def member_mask(values: pd.Series, members: list[str] | pd.Series) -> pd.Series:
     """Vectorised membership on Arrow strings (pandas' isin on objects is several times slower)."""
     if len(members) == 0 or len(values) == 0:
         return pd.Series(False, index=values.index)
@@ -214,7 +214,7 @@ FREE_TEST_ADDRESSES = frozenset(f"{x}@example.com" for x in (
 def credits_spent(new_verdicts: pd.DataFrame) -> int:
     """Credits a result cost: one per address, except Unknown results and Clearout's test addresses."""
     charged = (new_verdicts[C.STATUS] != C.UNKNOWN).fillna(True).to_numpy()
-    free = _isin(new_verdicts["email"], sorted(FREE_TEST_ADDRESSES)).to_numpy()
+    free = member_mask(new_verdicts["email"], sorted(FREE_TEST_ADDRESSES)).to_numpy()
     return int((charged & ~free).sum())
 
 
@@ -229,17 +229,17 @@ def write_job_verdicts(store: Store, job: VerificationJob, new_verdicts: pd.Data
     valid = valid_syntax_mask(addresses).to_numpy()
     candidates = addresses[valid].reset_index(drop=True)
     uploaded = read_upload_file(store.job_dir(job.id) / UPLOAD_FILE)
-    uploaded_mask = _isin(candidates, uploaded).to_numpy()
+    uploaded_mask = member_mask(candidates, uploaded).to_numpy()
     parts = []
     if new_verdicts is not None and len(uploaded):
         new = C.conform_clearout_columns(new_verdicts, keep=("email",))
-        new = new[_isin(new["email"], uploaded).to_numpy()]
-        missing = uploaded[~_isin(uploaded, new["email"]).to_numpy()]
+        new = new[member_mask(new["email"], uploaded).to_numpy()]
+        missing = uploaded[~member_mask(uploaded, new["email"]).to_numpy()]
         parts += [_sourced(new, C.SOURCE_NEW), _sourced(_unknown_verdicts(missing, MISSING_REASON), C.SOURCE_NEW)]
     cached_emails = candidates[~uploaded_mask]
     if len(cached_emails):
         cached = store.cached_verdicts(cached_emails).drop(columns="verified_on")
-        gone = cached_emails[~_isin(cached_emails, cached["email"]).to_numpy()]
+        gone = cached_emails[~member_mask(cached_emails, cached["email"]).to_numpy()]
         parts += [_sourced(cached, C.SOURCE_CACHED),
                   _sourced(_unknown_verdicts(gone, MISSING_REASON), C.SOURCE_CACHED)]
     parts.append(_sourced(syntax_verdicts(addresses[~valid]), C.SOURCE_SYNTAX))

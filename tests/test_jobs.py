@@ -364,3 +364,27 @@ def test_describe_says_what_a_job_costs_and_saves(store: Store) -> None:
     done = store.update_job(job.id, state="done", credits_spent=3)
     assert jobs.describe(done, "Newsletter").detail.startswith("3 credits spent")
     assert not jobs.describe(done, "Newsletter").cancellable
+
+
+def test_an_app_restart_resumes_polling_without_uploading_again(tmp_path: Path) -> None:
+    from tests.runtime_support import make_runtime
+
+    def wait_for(rt: Runtime, job_id: int, states: tuple[str, ...]) -> VerificationJob:
+        deadline = time.monotonic() + 20
+        while (job := rt.store.get_job(job_id)).state not in states:
+            assert time.monotonic() < deadline, job
+            time.sleep(0.05)
+        return job
+
+    first = make_runtime(tmp_path, SANDBOX_BULK_SECONDS="0.5")  # sandbox mode: its state survives in DATA_DIR
+    job = jobs.start(first, make_list(first.store, people("restart", 5)).id)
+    list_id = wait_for(first, job.id, ("verifying", "downloading", "done")).clearout_list_id
+    first.close()
+
+    second = make_runtime(tmp_path, SANDBOX_BULK_SECONDS="0.5")
+    try:
+        done = wait_for(second, job.id, ("done", "failed", "cancelled"))
+    finally:
+        second.close()
+    assert done.state == "done", done.error
+    assert (done.clearout_list_id, done.upload_attempts) == (list_id, 1)
