@@ -66,8 +66,8 @@ def recent_lists(store: "Store", mode: str, limit: int = 5) -> pd.DataFrame:
         rows.append({
             "List": record.name,
             "Rows": record.rows,
-            "Unique addresses": record.unique_emails,
+            "Valid unique addresses": record.unique_emails,
             "State": {"ready": "Ready", "pulling": "Loading…", "failed": "Failed"}.get(record.state, record.state),
             "Verified": (done.finished_at or "").replace("T", " ")[:16] + " UTC" if done else "Not yet",
         })
-    return pd.DataFrame(rows, columns=["List", "Rows", "Unique addresses", "State", "Verified"])
+    return pd.DataFrame(rows, columns=["List", "Rows", "Valid unique addresses", "State", "Verified"])

@@ -50,4 +50,4 @@ if recent.empty:
 else:
     st.dataframe(recent, hide_index=True, key="home_recent_lists",
                  column_config={"Rows": st.column_config.NumberColumn(format="localized"),
-                                "Unique addresses": st.column_config.NumberColumn(format="localized")})
+                                "Valid unique addresses": st.column_config.NumberColumn(format="localized")})
