@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lib.csv_import import CsvImportError, convert_csv
+from lib.csv_import import convert_csv
 from lib.emails import normalise_emails, valid_syntax_mask
 from lib.store import ListRecord, Store, StoreError
 

@@ -130,7 +130,10 @@ if chosen is not None:
                 st.error(exc.message)
     if chosen.state == "ready":
         with st.expander(f"Preview: the first {lists.PREVIEW_ROWS} rows"):
-            st.dataframe(lists.preview(rt.store, chosen), key="lists_preview", hide_index=True)
+            try:
+                st.dataframe(lists.preview(rt.store, chosen), key="lists_preview", hide_index=True)
+            except lists.ListError as exc:
+                st.info(exc.message)
     name_col, rename_col, delete_col = st.columns([3, 1, 1], vertical_alignment="bottom")
     new_name = name_col.text_input("Name", value=chosen.name, key=f"lists_rename_{chosen.id}")
     if rename_col.button("Rename", key="lists_rename"):
