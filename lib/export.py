@@ -561,6 +561,22 @@ def refresh_read_back(runtime: Any, run_id: int) -> list[ReadBack]:
         return record_read_back(runtime.store, run, client)
 
 
+def missing_passcode(runtime: Any, connection: Connection) -> str | None:
+    """Why a run to this project would wait (the server does not hold its passcode), or None."""
+    try:
+        runtime.clevertap_client(connection).close()
+    except MissingSecretError as exc:
+        return str(exc)
+    return None
+
+
+def latest_run(store: Store, mode: str) -> ExportRun | None:
+    """The run to show on Export: one still sending, else the most recent."""
+    runs = store.list_export_runs(mode=mode)
+    active = [r for r in runs if r.state in ExportRun.ACTIVE_STATES]
+    return active[-1] if active else (runs[0] if runs else None)
+
+
 def client_for_run(runtime: Any, run_id: int) -> CleverTapClient:
     """A client for the project of a run (the undo dry run reads current states with it)."""
     return runtime.clevertap_client(_connection_of(runtime.store, runtime.store.get_export_run(run_id)))

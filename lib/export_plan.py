@@ -288,7 +288,10 @@ def build_plan(merged: pd.DataFrame, *, list_id: int, job_id: int, list_name: st
         "rule": rule[send].astype("string[pyarrow]"),
         "status": merged[co.STATUS][send].astype("string[pyarrow]"),
         "reason": merged[co.REASON][send].astype("string[pyarrow]"),
-    }).reset_index(drop=True)
+    })
+    # Unsubscribes first: they are what matters most, so a stopped run has done them, and the
+    # payload sample shows one.
+    changes = changes.sort_values("unsubscribe", ascending=False, kind="stable").reset_index(drop=True)
 
     profiles = int(first.sum())
     to_unsubscribe = int(unsubscribe.sum())
@@ -447,9 +450,9 @@ def sample_payload(plan: ExportPlan, count: int = 3) -> dict[str, Any]:
 def append_table(columns: Sequence[AppendColumn] = DEFAULT_APPEND) -> pd.DataFrame:
     """Every appendable column, ticked and named as in `columns`: what the page's editor shows."""
     chosen = {c.source: c.name for c in columns}
-    return pd.DataFrame({"Append": [s in chosen for s in APPEND_SOURCES],
-                         "Clearout column": list(APPEND_SOURCES),
-                         "Property name in CleverTap": [chosen.get(s, s) for s in APPEND_SOURCES]})
+    sources = [c.source for c in columns] + [s for s in APPEND_SOURCES if s not in chosen]
+    return pd.DataFrame({"Append": [s in chosen for s in sources], "Clearout column": sources,
+                         "Property name in CleverTap": [chosen.get(s, s) for s in sources]})
 
 
 def columns_from_table(table: pd.DataFrame) -> tuple[AppendColumn, ...]:

@@ -1054,11 +1054,13 @@ class Store:
                 "unprocessed": sum(r["u"] or 0 for r in rows)}
 
     def export_change_sample(self, run_id: int, size: int, *, outcome: str) -> pd.DataFrame:
-        """A random sample of a run's changes with one outcome (the read-back check)."""
+        """A random sample of a run's changes with one outcome, unsubscribes first (the read-back
+        check answers "are the undeliverable ones unsubscribed?")."""
         return pd.read_sql_query(
             "SELECT c.row_no, c.key_type, c.key_value, c.email, c.unsubscribe, c.prior_msg_email, "
             f"c.properties_json {_CHANGES_WITH_BATCH} WHERE c.run_id = ? AND {_OUTCOME} = ? "
-            "ORDER BY RANDOM() LIMIT ?", self._connection(), params=[run_id, outcome, int(size)])
+            "ORDER BY c.unsubscribe DESC, RANDOM() LIMIT ?", self._connection(),
+            params=[run_id, outcome, int(size)])
 
     def export_outcome_counts(self, run_id: int) -> dict[str, int]:
         """How many of a run's changes are pending, ok, unprocessed or skipped."""

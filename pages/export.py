@@ -38,6 +38,8 @@ connection_id = right.selectbox("CleverTap project", list(connections), key="exp
                                 format_func=lambda i: f"{connections[i].name} ({connections[i].account_id}, "
                                                       f"{connections[i].region})")
 record = by_id[list_id]
+if waiting := export.missing_passcode(rt, connections[connection_id]):
+    st.warning(f"{waiting} An export applied now waits until then.", icon="🔑")
 email_only = not (record.identity_column or record.object_id_column)
 if email_only:
     st.info("This list has addresses only, no CleverTap identities. Unsubscribe goes through CleverTap's "
@@ -83,10 +85,12 @@ elif planned is not None:
     st.subheader("Dry run: exactly what will be sent")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Profiles in the list", f"{s.profiles:,}", help="Distinct profiles (or addresses) the list reaches")
+    calls = -(-s.changes // 1000)
     c2.metric("To unsubscribe", f"{s.to_unsubscribe:,}", f"{s.unsubscribe_pct:.1f}% of the list",
-              delta_color="off")
+              delta_color="off", delta_arrow="off")
     c3.metric("To append to", f"{s.to_append:,}")
-    c4.metric("Records to send", f"{s.changes:,}", f"{-(-s.changes // 1000):,} calls", delta_color="off")
+    c4.metric("Records to send", f"{s.changes:,}", f"{calls:,} call{'s' if calls != 1 else ''} of ≤1,000",
+              delta_color="off", delta_arrow="off")
     for message in plan.errors:
         st.error(message, icon="⛔")
     for message in plan.warnings:
@@ -118,22 +122,25 @@ elif planned is not None:
         except export.ExportError as exc:
             st.error(str(exc))
         else:
-            st.session_state["export_run"] = run.id
             st.session_state.pop("export_planned", None)
             st.rerun()
 
 st.subheader("Progress")
 
 
-@st.fragment(run_every=1)
+shown = export.latest_run(rt.store, rt.mode)
+
+
+@st.fragment(run_every=1 if shown is not None and shown.state in ("planned", "running") else None)
 def run_panel() -> None:
-    active = export.latest_active_run(rt.store, rt.mode)
-    run_id = active.id if active is not None else st.session_state.get("export_run")
-    if run_id is None:
-        st.caption("Nothing sent yet: make a dry run above, check it, then apply. Past runs are on History.")
+    run = export.latest_run(rt.store, rt.mode)
+    if run is None:
+        st.caption("Nothing sent yet: make a dry run above, check it, then apply.")
         return
-    ui.export_run_panel(run_id, "export")
+    ui.export_run_panel(run.id, "export")
     st.page_link("pages/history.py", label="See every run, its changes and undo on History", icon="🕘")
+    if shown is None or run.state != shown.state:
+        st.rerun()  # the run started or ended: refresh the page (and stop or start polling)
 
 
 run_panel()

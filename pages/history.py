@@ -32,13 +32,17 @@ run_id = st.selectbox("Run", list(by_id), key="history_run",
                                             f"{by_id[i].list_name} · {ui.timestamp(by_id[i].created_at)}")
 
 
-@st.fragment(run_every=2)
+run = rt.store.get_export_run(run_id)
+
+
+@st.fragment(run_every=2 if run.state in ("planned", "running") else None)
 def run_panel() -> None:
     ui.export_run_panel(run_id, "history")
+    if rt.store.get_export_run(run_id).state != run.state:
+        st.rerun()  # finished: refresh the tabs below and stop polling
 
 
 run_panel()
-run = rt.store.get_export_run(run_id)
 policy = run.policy
 st.caption(f"Tag **{run.tag}** · policy: {', '.join(policy.get('rules') or []) or '-'} · "
            f"appended: {', '.join(n for _, n in policy.get('properties') or []) or '-'} · "
