@@ -4,8 +4,10 @@ Profiles are addressed by an int key: 0..N-1 for generated ones, N+k for the k-t
 upload created. MSG-email is resolved at read time from two sources, the latest change winning:
 the profile's own value (dataset default or an upload) and an address-level change made through
 /1/subscribe (which applies to every profile sharing the normalised address, present or future).
-The generated profiles' MSG-email overrides sit in flat arrays, since bulk unsubscribes of up to
-a million profiles are the sandbox's heaviest write.
+
+Uploads of a million profiles are the sandbox's heaviest write, so the overlay is compact: MSG-email
+lives in flat arrays, property changes are interned dicts shared by every profile that received the
+same values, and a created profile costs an identity string and a few array slots.
 """
 from __future__ import annotations
 
@@ -13,13 +15,12 @@ import hashlib
 import json
 import threading
 from array import array
-from dataclasses import dataclass, field
 from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 
 from lib.emails import normalise_email
-from lib.sandbox.dataset import EVENTS, Dataset
+from lib.sandbox.dataset import Dataset
 from lib.sandbox.state import StateStore
 
 _MSG_UNSET, _MSG_FALSE, _MSG_TRUE = 0, 1, 2
@@ -27,29 +28,12 @@ _MSG_UNSET, _MSG_FALSE, _MSG_TRUE = 0, 1, 2
 SYSTEM_KEYS = frozenset({"Name", "Email", "Phone", "Gender", "DOB", "Education", "Employed",
                          "Married", "Age", "Photo", "Identity", "tz"})
 _GENERATED_CUSTOM_KEYS = frozenset({"Customer Type", "City"})
+_MAX_INTERNED = 100_000
+_CREATED_PLATFORM = "Web"
 
 
 def _is_custom(key: str) -> bool:
     return key not in SYSTEM_KEYS and not key.startswith("MSG-")
-
-
-@dataclass
-class CreatedProfile:
-    identity: str | None
-    object_id: str
-    data: dict[str, Any] = field(default_factory=dict)
-    msg: tuple[bool, int] | None = None  # (subscribed, seq) set by an upload
-    platform: str = "Web"
-
-    def to_json(self) -> str:
-        return json.dumps({"identity": self.identity, "objectId": self.object_id, "data": self.data,
-                           "msg": self.msg, "platform": self.platform})
-
-    @classmethod
-    def from_json(cls, text: str) -> "CreatedProfile":
-        raw = json.loads(text)
-        msg = tuple(raw["msg"]) if raw.get("msg") else None
-        return cls(raw["identity"], raw["objectId"], raw["data"], msg, raw.get("platform", "Web"))
 
 
 class ProfileChange(NamedTuple):
@@ -74,14 +58,18 @@ class ProfileStore:
         self.n = dataset.count
         self._state = state
         self.lock = threading.RLock()
+        # Per key (generated and created): MSG-email set by an upload, and when (a sequence number).
         self._msg_value = bytearray(self.n)
         self._msg_seq = array("Q", bytes(8 * self.n))
-        self._changes: dict[int, dict[str, Any]] = {}
-        self._created: list[CreatedProfile] = []
+        self._data: dict[int, dict[str, Any]] = {}  # key -> uploaded properties (shared, never mutated)
+        self._interned: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._created_identity: list[str | None] = []
         self._created_by_identity: dict[str, int] = {}
+        self._created_object: dict[int, str] = {}      # objectIds given by uploads
         self._created_by_object: dict[str, int] = {}
+        self._derived_upto = 0                          # created profiles whose derived objectId is indexed
         self._addresses: dict[str, tuple[bool, int]] = {}
-        self._email_moves: dict[str, set[int]] = {}  # normalised address -> keys given it by upload
+        self._email_moves: dict[str, set[int]] = {}   # normalised address -> keys given it by upload
         self._seq = 0
         if state is not None:
             self._load(state)
@@ -90,35 +78,37 @@ class ProfileStore:
     def _load(self, state: StateStore) -> None:
         self._seq = int(state.get_meta("seq") or 0)
         for idx, text in state.load_generated():
-            if idx >= self.n:
-                continue
-            raw = json.loads(text)
-            if raw.get("c"):
-                self._changes[idx] = raw["c"]
-                self._note_email(idx, raw["c"])
-            if raw.get("m"):
-                value, seq = raw["m"]
-                self._msg_value[idx] = _MSG_TRUE if value else _MSG_FALSE
-                self._msg_seq[idx] = seq
+            if idx < self.n:
+                self._restore(idx, json.loads(text))
         for ordinal, text in state.load_created():
-            profile = CreatedProfile.from_json(text)
-            self._add_created(profile)
-            self._note_email(self.n + ordinal, profile.data)
+            raw = json.loads(text)
+            key = self._add_created(raw.get("identity"), raw.get("objectId"))
+            self._restore(key, raw)
         for email, subscribed, seq in state.load_addresses():
             self._addresses[email] = (bool(subscribed), seq)
+
+    def _restore(self, key: int, raw: dict[str, Any]) -> None:
+        if raw.get("c"):
+            self._data[key] = self._intern(raw["c"])
+            self._note_email(key, raw["c"])
+        if raw.get("m"):
+            value, seq = raw["m"]
+            self._msg_value[key] = _MSG_TRUE if value else _MSG_FALSE
+            self._msg_seq[key] = seq
 
     def _persist(self, keys: Iterable[int]) -> None:
         if self._state is None:
             return
         generated, created = [], []
         for key in sorted(set(keys)):
+            msg = [self._msg_value[key] == _MSG_TRUE, self._msg_seq[key]] if self._msg_value[key] else None
+            row = {"c": self._data.get(key), "m": msg}
             if key < self.n:
-                msg = None
-                if self._msg_value[key]:
-                    msg = [self._msg_value[key] == _MSG_TRUE, self._msg_seq[key]]
-                generated.append((key, json.dumps({"c": self._changes.get(key), "m": msg})))
+                generated.append((key, json.dumps(row)))
             else:
-                created.append((key - self.n, self._created[key - self.n].to_json()))
+                ordinal = key - self.n
+                row.update(identity=self._created_identity[ordinal], objectId=self._created_object.get(ordinal))
+                created.append((ordinal, json.dumps(row)))
         self._state.save_profiles(generated, created, self._seq)
 
     # ---- lookups -----------------------------------------------------------------------------
@@ -133,8 +123,21 @@ class ProfileStore:
         i = self.ds.index_of_object_id(object_id)
         if i is not None:
             return i
+        if self._derived_upto < len(self._created_identity):
+            with self.lock:  # index the derived objectIds of profiles created since the last lookup
+                for ordinal in range(self._derived_upto, len(self._created_identity)):
+                    if ordinal not in self._created_object:
+                        self._created_by_object.setdefault(self._object_id_of(ordinal), ordinal)
+                self._derived_upto = len(self._created_identity)
         ordinal = self._created_by_object.get(object_id)
         return None if ordinal is None else self.n + ordinal
+
+    def _object_id_of(self, ordinal: int) -> str:
+        given = self._created_object.get(ordinal)
+        if given is not None:
+            return given
+        return "__" + hashlib.blake2b(f"{self.ds.seed}:{self._created_identity[ordinal]}".encode(),
+                                      digest_size=16).hexdigest()
 
     def keys_of_email(self, address: str) -> list[int]:
         """Every profile whose current address normalises to the same as `address`, by key."""
@@ -146,28 +149,24 @@ class ProfileStore:
             return sorted(k for k in candidates if normalise_email(self._email_of(k)) == target)
 
     def _email_of(self, key: int) -> str | None:
-        if key < self.n:
-            change = self._changes.get(key)
-            if change is not None and "Email" in change:
-                return change["Email"]
-            return self.ds.email(key)
-        return self._created[key - self.n].data.get("Email")
+        change = self._data.get(key)
+        if change is not None and "Email" in change:
+            return change["Email"]
+        return self.ds.email(key) if key < self.n else None
 
     # ---- reads -------------------------------------------------------------------------------
     def profile_data(self, key: int) -> dict[str, Any]:
         """The profile's properties as CleverTap holds them now (a fresh dict)."""
         if key < self.n:
             data = self.ds.profile_data(key)
-            change = self._changes.get(key)
-            if change:
-                data.update(change)
-            stored = self._msg_value[key]
-            own = (stored == _MSG_TRUE, self._msg_seq[key]) if stored else (data["MSG-email"], 0)
+            default = data["MSG-email"]
         else:
-            created = self._created[key - self.n]
-            data = dict(created.data)
-            own = created.msg or (True, 0)
-        subscribed, seq = own
+            data, default = {}, True
+        change = self._data.get(key)
+        if change:
+            data.update(change)
+        stored = self._msg_value[key]
+        subscribed, seq = (stored == _MSG_TRUE, self._msg_seq[key]) if stored else (default, 0)
         if self._addresses:
             address = normalise_email(data.get("Email"))
             if address is not None:
@@ -184,9 +183,9 @@ class ProfileStore:
             identity, object_id = self.ds.identity(key), self.ds.object_id(key)
             platform, event_summary = self.ds.platform_name(key), self.ds.events(key)
         else:
-            created = self._created[key - self.n]
-            identity, object_id, platform, event_summary = (
-                created.identity, created.object_id, created.platform, {})
+            ordinal = key - self.n
+            identity, object_id = self._created_identity[ordinal], self._object_id_of(ordinal)
+            platform, event_summary = _CREATED_PLATFORM, {}
         data = self.profile_data(key)
         record: dict[str, Any] = {}
         email, name = data.get("Email"), data.get("Name")
@@ -206,7 +205,7 @@ class ProfileStore:
         return record
 
     def all_keys(self) -> np.ndarray:
-        return np.arange(self.n + len(self._created), dtype=np.int64)
+        return np.arange(self.n + len(self._created_identity), dtype=np.int64)
 
     def event_keys(self, event: str, from_ago: int, to_ago: int) -> np.ndarray:
         # Profiles created by upload have no events (uploaded event records are only counted).
@@ -214,7 +213,7 @@ class ProfileStore:
 
     @property
     def created_count(self) -> int:
-        return len(self._created)
+        return len(self._created_identity)
 
     # ---- writes ------------------------------------------------------------------------------
     def apply(self, changes: list[tuple[int, ProfileChange]], max_custom_keys: int) -> tuple[int, list[int]]:
@@ -226,40 +225,52 @@ class ProfileStore:
         """
         touched: list[int] = []
         refused: list[int] = []
-        created_before = len(self._created)
+        data_of, msg_value, msg_seq = self._data, self._msg_value, self._msg_seq
         with self.lock:
+            created_before = len(self._created_identity)
             for number, change in changes:
                 key = self._locate(change)
                 if change.custom_keys and self._custom_count(key, change.custom_keys) > max_custom_keys:
                     refused.append(number)
                     continue
                 if key is None:
-                    key = self._create(change)
+                    key = self._add_created(change.identity, change.object_id)
                 self._seq += 1
-                if key < self.n:
-                    if change.data:
-                        self._changes.setdefault(key, {}).update(change.data)
-                    if change.msg_email is not None:
-                        self._msg_value[key] = _MSG_TRUE if change.msg_email else _MSG_FALSE
-                        self._msg_seq[key] = self._seq
-                else:
-                    created = self._created[key - self.n]
-                    created.data.update(change.data)
-                    if change.msg_email is not None:
-                        created.msg = (change.msg_email, self._seq)
-                if "Email" in change.data:
-                    self._note_email(key, change.data)
+                if change.data:
+                    old = data_of.get(key)
+                    if old is None:
+                        data_of[key] = self._intern(change.data)
+                    elif not old.items() >= change.data.items():  # a repeat changes nothing
+                        data_of[key] = self._intern({**old, **change.data})
+                    if "Email" in change.data:
+                        self._note_email(key, change.data)
+                if change.msg_email is not None:
+                    msg_value[key] = _MSG_TRUE if change.msg_email else _MSG_FALSE
+                    msg_seq[key] = self._seq
                 touched.append(key)
             self._persist(touched)
-        return len(self._created) - created_before, refused
+            return len(self._created_identity) - created_before, refused
+
+    def _intern(self, data: dict[str, Any]) -> dict[str, Any]:
+        """One shared dict per distinct set of values (a million "MSG-email + run tag" uploads
+        then cost one dict, not a million)."""
+        try:
+            signature = tuple(data.items())
+            shared = self._interned.get(signature)
+        except TypeError:  # a list value: unhashable, keep it as is
+            return data
+        if shared is not None:
+            return shared
+        if len(self._interned) < _MAX_INTERNED:
+            self._interned[signature] = data
+        return data
 
     def _custom_count(self, key: int | None, new_keys: frozenset[str]) -> int:
         if key is None:
             return len(new_keys)
+        held = self._data.get(key, {}).keys()
         if key < self.n:
-            held = self._changes.get(key, {}).keys() | _GENERATED_CUSTOM_KEYS
-        else:
-            held = self._created[key - self.n].data.keys()
+            held = held | _GENERATED_CUSTOM_KEYS
         if len(held) + len(new_keys) <= 256:  # cheap bound first: the usual case
             return len(held) + len(new_keys)
         return len({k for k in held if _is_custom(k)} | new_keys)
@@ -270,17 +281,19 @@ class ProfileStore:
             key = self.key_of_object_id(change.object_id)
         return key
 
-    def _create(self, change: ProfileChange) -> int:
-        object_id = change.object_id or ("__" + _stable_hex(f"{self.ds.seed}:{change.identity}"))
-        self._add_created(CreatedProfile(change.identity, object_id))
-        return self.n + len(self._created) - 1
-
-    def _add_created(self, profile: CreatedProfile) -> None:
-        ordinal = len(self._created)
-        self._created.append(profile)
-        if profile.identity is not None:
-            self._created_by_identity[profile.identity] = ordinal
-        self._created_by_object[profile.object_id] = ordinal
+    def _add_created(self, identity: str | None, object_id: str | None) -> int:
+        ordinal = len(self._created_identity)
+        self._created_identity.append(identity)
+        if identity is not None:
+            self._created_by_identity[identity] = ordinal
+        if object_id is not None or identity is None:
+            given = object_id or "__" + hashlib.blake2b(f"{self.ds.seed}:anon:{ordinal}".encode(),
+                                                        digest_size=16).hexdigest()
+            self._created_object[ordinal] = given
+            self._created_by_object[given] = ordinal
+        self._msg_value.append(_MSG_UNSET)
+        self._msg_seq.append(0)
+        return self.n + ordinal
 
     def _note_email(self, key: int, data: dict[str, Any]) -> None:
         address = normalise_email(data.get("Email"))
@@ -298,9 +311,3 @@ class ProfileStore:
             if self._state is not None:
                 self._state.save_addresses(rows, self._seq)
 
-
-def _stable_hex(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
-EVENT_NAMES = frozenset(EVENTS)
