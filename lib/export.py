@@ -78,12 +78,13 @@ def default_actor() -> str:
         return "unknown"
 
 
-def dashboard_help(region: str) -> str:
+def dashboard_help(region: str, *, undo: bool = False) -> str:
     """Where a person checks the result in CleverTap's own dashboard."""
     host = f"{region.lower()}.dashboard.clevertap.com"
-    return (f"In the CleverTap dashboard ({host}): open a profile and look at **Communication "
-            "preferences**, which shows Email as *Unsubscribed*; or **Segments → Find People → "
-            "Reachability → Unsubscribed email** for everyone at once.")
+    shows = "no longer shows Email as *Unsubscribed*" if undo else "shows Email as *Unsubscribed*"
+    return (f"To see it in the CleverTap dashboard ({host}): open a profile and look at **Communication "
+            f"preferences**, which {shows}; or **Segments → Find People → Reachability → Unsubscribed "
+            "email** for everyone at once.")
 
 
 # ---- planning -------------------------------------------------------------------------------------
@@ -622,8 +623,10 @@ def plan_undo(store: Store, run_id: int, client: CleverTapClient | None, *,
     sent = unsub[unsub["outcome"] == "ok"]
     prior = sent["prior_msg_email"]
     candidates = sent[prior == 1].drop_duplicates(["key_type", "key_value"])
+    # Matching profiles the list already showed unsubscribed were never sent: left alone too.
+    never_sent = int(run.counts.get("plan", {}).get("already_unsubscribed", 0))
     counts = {"unsubscribed_by_run": len(sent), "not_sent": len(unsub.drop_duplicates(["key_type", "key_value"]))
-              - len(sent), "were_unsubscribed_before": int((prior == 0).sum()),
+              - len(sent), "were_unsubscribed_before": int((prior == 0).sum()) + never_sent,
               "prior_unknown": int(prior.isna().sum()), "candidates": len(candidates)}
     preview = pd.DataFrame({"Key": pd.Series(dtype=str), "Value": pd.Series(dtype=str),
                             "Decision": pd.Series(dtype=str)})

@@ -187,7 +187,7 @@ def export_run_panel(run_id: int, key: str) -> None:
             st.rerun()
         except (MissingSecretError, export.ExportError, CleverTapError) as exc:
             st.error(str(exc))
-    st.caption(export.dashboard_help(run.region))
+    st.caption(export.dashboard_help(run.region, undo=run.kind == "undo"))
     if status.unprocessed:
         st.markdown(f"**{status.unprocessed:,} record(s) CleverTap left unprocessed** (first 1,000):")
         st.dataframe(export.run_changes(rt.store, run.id, outcomes=["unprocessed"], limit=1000),

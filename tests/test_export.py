@@ -92,9 +92,10 @@ def test_killed_mid_run_resumes_without_resending_finished_batches(make_sandbox,
     with client_for(sb) as client, pytest.raises(KeyboardInterrupt):
         export.RunApplier(store, run.id, client, concurrency=3, on_batch=crash_after_four).apply()
     done = store.export_progress(run.id)["batches_done"]
-    assert done == 4 and store.get_export_run(run.id).state == "running"
+    # Batches that finish together are recorded together: at least four, never all.
+    assert 4 <= done < 15 and store.get_export_run(run.id).state == "running"
     sent_first = sb.stats()["requests"]["clevertap.upload"]
-    assert sent_first >= 4
+    assert sent_first >= done
 
     sb.reset_stats()
     with client_for(sb) as client:  # a new process: a new client and runner
@@ -282,7 +283,8 @@ def test_undo_restores_exactly_the_prior_state(make_sandbox, store) -> None:
     decisions = dict(zip(undo_plan.preview["Value"], undo_plan.preview["Decision"]))
     assert decisions[resubscribed_since[1]] == export.SKIP_SUBSCRIBED
     assert decisions[other_run_since[1]] == export.SKIP_OTHER
-    assert undo_plan.counts["were_unsubscribed_before"] == len(unknown)  # read as unsubscribed: never flipped
+    # Read as unsubscribed just before sending, or unsubscribed in the list already: never flipped.
+    assert undo_plan.counts["were_unsubscribed_before"] == len(unknown) + len(before_false)
 
     undo = export.start_undo(store, undo_plan, actor="tester", batch_size=30)
     assert undo.kind == "undo" and undo.parent_run_id == run.id
