@@ -6,11 +6,20 @@ from datetime import datetime
 import pytest
 import requests
 
-from tests.sandbox.conftest import TIMEOUT
+from lib.sandbox import Sandbox, SandboxConfig
+from tests.sandbox.conftest import TIMEOUT, Api
 
 DATA_KEYS = {"email_address", "status", "sub_status", "safe_to_send", "ai_verdict", "disposable", "free",
              "role", "gibberish", "suggested_email_address", "bounce_type", "detail_info", "profile",
              "verified_on", "time_taken"}
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    """A private sandbox for the many verify calls: the shared one's credits and per-minute
+    window belong to every test module."""
+    with Sandbox(SandboxConfig(seed=7, profiles=20, rpm=100_000)) as sandbox:
+        yield Api(sandbox)
 
 
 @pytest.mark.parametrize("scheme", ["{t}", "Bearer {t}", "Bearer:{t}"])
@@ -58,7 +67,8 @@ def test_instant_verify_shape_and_charge(make_api):
     assert api.credits() == before - charged
 
 
-def test_same_address_same_verdict_in_any_case(api):
+def test_same_address_same_verdict_in_any_case(verifier):
+    api = verifier
     first = api.co("POST", "/email_verify/instant", json={"email": "rahul.verma@outlook.com"}).json()["data"]
     second = api.co("POST", "/email_verify/instant", json={"email": "RAHUL.Verma@Outlook.com"}).json()["data"]
     for key in ("status", "sub_status", "safe_to_send", "detail_info", "time_taken", "bounce_type"):
@@ -95,7 +105,8 @@ def test_same_address_same_verdict_in_any_case(api):
     ("safe_to_send_no", "invalid", 406, {"safe_to_send": "no"}),
     ("safe_to_send_risky", "catch_all", 411, {"safe_to_send": "risky"}),
 ])
-def test_documented_test_addresses_answer_as_named_and_cost_nothing(api, local, status, code, extra):
+def test_documented_test_addresses_answer_as_named_and_cost_nothing(verifier, local, status, code, extra):
+    api = verifier
     before = api.credits()
     data = api.co("POST", "/email_verify/instant", json={"email": f"{local}@example.com"}).json()["data"]
     assert (data["status"], data["sub_status"]["code"]) == (status, code)
@@ -110,7 +121,8 @@ def test_documented_test_addresses_answer_as_named_and_cost_nothing(api, local, 
     ({"email": 42}, '"email" must be a string'),
     ({"email": "a@b.co", "timeout": 180001}, '"timeout" must be less than or equal to 180000'),
 ])
-def test_validation_errors_are_400_with_reasons(api, body, message):
+def test_validation_errors_are_400_with_reasons(verifier, body, message):
+    api = verifier
     response = api.co("POST", "/email_verify/instant", json=body)
     assert response.status_code == 400
     error = response.json()["error"]
