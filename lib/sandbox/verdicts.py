@@ -138,7 +138,7 @@ _TEST_ADDRESSES: dict[str, tuple[int, str, str]] = {
 TEST_DOMAIN = "example.com"
 
 # Per-address outcome at an ordinary (not catch-all) domain, in thousandths, chosen so that the
-# generated dataset lands inside the brief's ranges (checked by the tests).
+# generated dataset lands at ~73/14/8.5/4.5% valid/invalid/catch-all/unknown (tests/sandbox check it).
 _INVALID_SUBS = ((406, 92), (413, 8), (421, 5), (428, 4), (701, 5), (401, 3))
 _UNKNOWN_SUBS = ((402, 10), (405, 7), (407, 12), (412, 7), (414, 5), (416, 3), (417, 4), (420, 4))
 _INVALID_PER_MILLE = sum(w for _, w in _INVALID_SUBS)
