@@ -188,7 +188,9 @@ def test_download_link_is_fetched_without_authorization(scripted) -> None:
     assert frame["email"].tolist() == ["valid@example.com"]
 
 
-def test_bulk_upload_streams_a_multipart_file(scripted, tmp_path: Path) -> None:
+def test_bulk_upload_streams_a_multipart_file(scripted, tmp_path: Path, monkeypatch) -> None:
+    # A private temp dir: other tests (or processes) uploading at the same moment must not count.
+    monkeypatch.setattr(clearout.tempfile, "tempdir", str(tmp_path))
     server = scripted([(200, {}, {"status": "success", "data": {"list_id": "5c60eb454506101c9d2f7b17"}})])
     with ClearoutClient(TOKEN, base_url=server.url) as client:
         list_id = client.bulk_upload(iter(["a@example.com", "b@example.com"]), "march", ignore_duplicate_file=True)
@@ -198,7 +200,7 @@ def test_bulk_upload_streams_a_multipart_file(scripted, tmp_path: Path) -> None:
     parts = parse_multipart(seen.headers["Content-Type"], seen.body)
     assert parts["file"] == ("march.csv", b"Email\r\na@example.com\r\nb@example.com\r\n")
     assert parts["ignore_duplicate_file"] == (None, b"true")
-    assert not list(Path(clearout.tempfile.gettempdir()).glob("clearout-upload-*"))  # temp file removed
+    assert not list(tmp_path.glob("clearout-upload-*"))  # temp file removed
 
 
 def test_bulk_upload_is_not_retried_after_timeout(scripted, no_sleep, monkeypatch) -> None:
