@@ -290,15 +290,15 @@ class RunApplier:
             return self.store.update_export_run(self.run.id, state="failed", error=failure, finished_at=utc_now())
         if self.stop.is_set() or run.state != "running":
             return run
-        progress = self.store.export_progress(self.run.id)
-        run = self.store.update_export_run(self.run.id, state="done", error=None, finished_at=utc_now(),
-                                           processed=progress["processed"], unprocessed=progress["unprocessed"])
         if self.read_back_sample:
+            # Before 'done', so a finished run always shows its check (pages stop polling at 'done').
             try:
                 record_read_back(self.store, run, self.client, sample=self.read_back_sample)
             except CleverTapError as exc:
                 log.warning("read-back of run %s failed: %s", run.id, exc.message)
-        return self.store.get_export_run(self.run.id)
+        progress = self.store.export_progress(self.run.id)
+        return self.store.update_export_run(self.run.id, state="done", error=None, finished_at=utc_now(),
+                                            processed=progress["processed"], unprocessed=progress["unprocessed"])
 
     # -- prior state -------------------------------------------------------------------------------
     def _read_priors(self) -> None:
@@ -680,6 +680,11 @@ class RunStatus:
     def waiting(self) -> str | None:
         """Why a running run does not progress (a passcode the server lost after a restart)."""
         return self.run.error if self.run.state == "running" and self.run.error else None
+
+    @property
+    def reading_back(self) -> bool:
+        """Every batch is sent and the run is reading a sample back from CleverTap."""
+        return self.run.state == "running" and self.batches_total > 0 and self.batches_done == self.batches_total
 
     @property
     def line(self) -> str:

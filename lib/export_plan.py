@@ -303,8 +303,9 @@ def build_plan(merged: pd.DataFrame, *, list_id: int, job_id: int, list_name: st
         unsubscribe_pct=100.0 * to_unsubscribe / profiles if profiles else 0.0, guardrail_pct=guardrail_pct,
         prior_known=int(prior[unsubscribe].notna().sum()))
     if summary.no_key:
-        what = "identity or objectId" if method == METHOD_UPLOAD else "usable address"
-        notes.append(f"{summary.no_key:,} row(s) have no {what}: nothing is sent for them.")
+        what = ("no identity or objectId" if method == METHOD_UPLOAD
+                else "no address CleverTap could hold (empty, or failing the syntax check)")
+        notes.append(f"{summary.no_key:,} row(s) have {what}: nothing is sent for them.")
     if summary.already_unsubscribed:
         notes.append(f"{summary.already_unsubscribed:,} matching profile(s) were already unsubscribed when "
                      "the list was pulled: they are not sent again, and undo will never re-subscribe them.")

@@ -161,7 +161,8 @@ def export_run_panel(run_id: int, key: str) -> None:
                 f"**{run.connection_name}** ({run.account_id}, {run.region}) · by {run.actor} · "
                 f"{timestamp(run.created_at)}")
     if run.state in ("planned", "running"):
-        st.progress(status.fraction, text=f"Sending… {status.line}")
+        st.progress(status.fraction, text=("All sent: reading a sample back from CleverTap… " if status.reading_back
+                                           else "Sending… ") + status.line)
         if status.waiting:
             st.warning(status.waiting, icon="🔑")
             st.page_link("pages/connect.py", label="Enter the passcode on Connect to resume", icon="🔌")

@@ -84,7 +84,8 @@ elif planned is not None:
     s = plan.summary
     st.subheader("Dry run: exactly what will be sent")
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Profiles in the list", f"{s.profiles:,}", help="Distinct profiles (or addresses) the list reaches")
+    c1.metric("Addresses in the list" if plan.method == "subscribe" else "Profiles in the list", f"{s.profiles:,}",
+              help="Distinct profiles (or addresses) the list can reach")
     calls = -(-s.changes // 1000)
     c2.metric("To unsubscribe", f"{s.to_unsubscribe:,}", f"{s.unsubscribe_pct:.1f}% of the list",
               delta_color="off", delta_arrow="off")
