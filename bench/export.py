@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from bench._harness import emit, peak_rss_mb, timer
 from lib import columns as co
 from lib import export
 from lib.clevertap import CleverTapClient
-from lib.export_plan import ExportOptions, build_plan
+from lib.export_plan import STAMP_PROPERTY, ExportOptions, build_plan
 from lib.merge import append_verdicts
 from lib.store import Store
 
@@ -37,10 +38,10 @@ IN_FLIGHT = 15
 IDEAL = IN_FLIGHT * 1000 / (LATENCY_MS / 1000)
 
 
-def start_sandbox(profiles: int) -> tuple[subprocess.Popen, dict]:
+def start_sandbox(profiles: int, latency_ms: float = LATENCY_MS) -> tuple[subprocess.Popen, dict]:
     """The sandbox in its own process; returns it and its startup line (bases and credentials)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "lib.sandbox", "--latency-ms", str(LATENCY_MS), "--port", "0",
+        [sys.executable, "-m", "lib.sandbox", "--latency-ms", str(latency_ms), "--port", "0",
          "--profiles", str(profiles)], stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     if not line:
@@ -56,6 +57,17 @@ def process_cpu_seconds(pid: int | None = None) -> float:
         return usage.ru_utime + usage.ru_stime
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bare_client_rate(client: CleverTapClient, tag: str, calls: int = 150) -> float:
+    """Profiles/s of the bare client alone (records built beforehand, 15 threads, no store): the
+    most the sandbox lets any caller reach, to compare the runner against."""
+    batches = [[{"identity": f"bare-{b}-{i}", "type": "profile",
+                 "profileData": {"MSG-email": False, STAMP_PROPERTY: tag}} for i in range(1000)] for b in range(calls)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(IN_FLIGHT) as pool:
+        list(pool.map(client.upload_batch, batches))
+    return calls * 1000 / (time.perf_counter() - started)
 
 
 def audience_rows(profiles: int) -> pd.DataFrame:
@@ -108,9 +120,10 @@ def main(argv: list[str]) -> int | None:
                 elapsed = time.perf_counter() - started
                 cpu_ours = process_cpu_seconds() - cpu_ours
                 cpu_sandbox = process_cpu_seconds(process.pid) - cpu_sandbox
+                stats = requests.get(admin + "/stats", timeout=10).json()
                 with timer() as reading:
                     checks = export.record_read_back(store, run, client)
-            stats = requests.get(admin + "/stats", timeout=10).json()
+                bare = bare_client_rate(client, run.tag)
             sent = run.processed + run.unprocessed
             if run.state != "done" or sent != plan.summary.changes:
                 print(f"run {run.state}: {sent:,} of {plan.summary.changes:,} sent ({run.error})", file=sys.stderr)
@@ -128,6 +141,8 @@ def main(argv: list[str]) -> int | None:
             emit(BENCH, "sandbox_cpu_ms_per_call", 1000 * cpu_sandbox / calls, "ms")
             emit(BENCH, "sandbox_ceiling_profiles_per_s", 1000 * calls / cpu_sandbox if cpu_sandbox else 0.0,
                  "profiles/s")
+            emit(BENCH, "bare_client_profiles_per_s", bare, "profiles/s")
+            emit(BENCH, "runner_share_of_bare_client", rate / bare, "ratio")
             emit(BENCH, "max_in_flight", stats["max_uploads_in_flight"], "requests", "<= 15")
             emit(BENCH, "upload_requests", stats["requests"].get("clevertap.upload", 0), "requests")
             emit(BENCH, "rejected_429", stats["concurrency_rejected"], "requests")

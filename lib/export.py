@@ -273,6 +273,7 @@ class RunApplier:
         # Undo batches read every profile first: their pace is the read limit, not the upload one.
         self.concurrency = 1 if self.checks_first else max(1, min(MAX_IN_FLIGHT, concurrency))
         self.stop = stop or threading.Event()
+        self._halt = threading.Event()
         self.owner = owner
         self.on_batch = on_batch
         self.read_back_sample = read_back_sample
@@ -328,32 +329,43 @@ class RunApplier:
 
     # -- sending -----------------------------------------------------------------------------------
     def _send(self, pending: list[int]) -> str | None:
-        """Send `pending` batches keeping `concurrency` in flight; the first error message, if any."""
+        """Send `pending` batches with `concurrency` calls in flight; the first error message, if any.
+
+        Up to one extra batch per worker waits in the pool's queue, so a worker whose call returns
+        starts the next one at once instead of waiting for this thread to record and submit: the
+        15 slots stay busy. Queued batches are not in flight (only `concurrency` workers send);
+        after a failure or a stop they return unsent and stay pending.
+        """
         failure: str | None = None
         queue = iter(pending)
-        in_flight: set[Future[_BatchResult]] = set()
+        queued: set[Future[_BatchResult | None]] = set()
         next_check = time.monotonic() + 0.5
-        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="export-batch") as pool:
-            while True:
-                while failure is None and not self.stop.is_set() and len(in_flight) < self.concurrency:
-                    batch_no = next(queue, None)
-                    if batch_no is None:
-                        break
-                    in_flight.add(pool.submit(self._send_batch, batch_no))
-                if not in_flight:
-                    return failure
-                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                results = [future.result() for future in done]
-                # Batches that finished together share one transaction: fewer commits per batch.
-                self.store.finish_export_batches(self.run.id, [self._record(r) for r in results])
-                for result in results:
-                    if result.error is not None:
-                        failure = failure or result.error
-                    if self.on_batch is not None:
-                        self.on_batch(result.batch_no)
-                if time.monotonic() >= next_check:
-                    next_check = time.monotonic() + 0.5
-                    self._check_still_wanted()
+        self._halt.clear()
+        try:
+            with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="export-batch") as pool:
+                while True:
+                    while failure is None and not self.stop.is_set() and len(queued) < 2 * self.concurrency:
+                        batch_no = next(queue, None)
+                        if batch_no is None:
+                            break
+                        queued.add(pool.submit(self._send_batch, batch_no))
+                    if not queued:
+                        return failure
+                    done, queued = wait(queued, return_when=FIRST_COMPLETED)
+                    results = [r for r in (future.result() for future in done) if r is not None]
+                    # Batches that finished together share one transaction: fewer commits per batch.
+                    self.store.finish_export_batches(self.run.id, [self._record(r) for r in results])
+                    for result in results:
+                        if result.error is not None:
+                            failure = failure or result.error
+                            self._halt.set()
+                        if self.on_batch is not None:
+                            self.on_batch(result.batch_no)
+                    if time.monotonic() >= next_check:
+                        next_check = time.monotonic() + 0.5
+                        self._check_still_wanted()
+        finally:
+            self._halt.set()  # whatever ends the loop (even an exception), queued batches stay unsent
 
     def _check_still_wanted(self) -> None:
         """Stop when the run was stopped from a page, or another worker took it over."""
@@ -363,7 +375,9 @@ class RunApplier:
                                                                           lease_seconds=LEASE_SECONDS):
             self.stop.set()
 
-    def _send_batch(self, batch_no: int) -> _BatchResult:
+    def _send_batch(self, batch_no: int) -> _BatchResult | None:
+        if self._halt.is_set() or self.stop.is_set():
+            return None  # queued behind a failure or a stop: not sent, stays pending
         rows = self.store.export_batch_rows(self.run.id, batch_no)
         skipped: list[tuple[int, str]] = []
         try:
