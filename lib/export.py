@@ -351,7 +351,9 @@ class RunApplier:
                         queued.add(pool.submit(self._send_batch, batch_no))
                     if not queued:
                         return failure
-                    done, queued = wait(queued, return_when=FIRST_COMPLETED)
+                    # Woken at least twice a second: the lease is renewed and a stop is seen even
+                    # while slow batches (an undo reads every profile first) are in flight.
+                    done, queued = wait(queued, timeout=0.5, return_when=FIRST_COMPLETED)
                     results = [r for r in (future.result() for future in done) if r is not None]
                     # Batches that finished together share one transaction: fewer commits per batch.
                     self.store.finish_export_batches(self.run.id, [self._record(r) for r in results])

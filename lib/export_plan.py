@@ -15,6 +15,9 @@ tag. Undo needs it: it re-subscribes a profile only while the stamp still names 
 unsubscribed by a later run of ours is left alone (see lib/export.py for what undo can and cannot
 tell apart).
 
+The "run id" property that Append can write holds the run's tag (also shown in History), not the
+store's integer id: two installations writing to one project would both have a run 1.
+
 The payload of a record is built by `upload_records` / `subscribe_values` only: the dry run's sample,
 the apply runner and undo all use them, so the sample is byte for byte what is sent.
 """
