@@ -31,8 +31,37 @@ def sandbox_banner() -> None:
                 "credits. Configure credentials to go live (see the README).", icon="🧪")
 
 
+_ROUTED = "_ui_routed"
+
+
+def app_pages() -> list:
+    """The app's pages, in the order of the five steps (Material icons are bundled: no emoji font needed)."""
+    return [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/connect.py", title="Connect", icon=":material/link:"),
+        st.Page("pages/lists.py", title="Lists", icon=":material/list_alt:"),
+        st.Page("pages/verify.py", title="Verify", icon=":material/verified:"),
+        st.Page("pages/results.py", title="Results", icon=":material/analytics:"),
+        st.Page("pages/export.py", title="Export", icon=":material/upload:"),
+        st.Page("pages/history.py", title="History", icon=":material/history:"),
+    ]
+
+
+def mark_routed() -> None:
+    """Called by app.py: this session's scripts run through the router."""
+    st.session_state[_ROUTED] = True
+
+
 def page_header(title: str, purpose: str) -> None:
     """Every page starts here: its title, one line on what it does, the sandbox banner."""
+    if not st.session_state.get(_ROUTED):
+        # Streamlit quirk: until some run calls st.navigation, a server whose entry point sits
+        # beside a pages/ folder runs a deep link (/results) in the legacy pages/ mode: the page
+        # alone, without app.py. Calling st.navigation switches the legacy mode off for good
+        # (documented behaviour); the rerun then goes through the router.
+        st.navigation(app_pages(), position="hidden")
+        st.session_state[_ROUTED] = True
+        st.rerun()
     st.title(title)
     st.caption(purpose)
     sandbox_banner()
