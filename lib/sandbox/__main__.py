@@ -5,6 +5,7 @@ Prints one JSON line with the base URLs and the (fake, demo) credentials, then s
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import signal
 import sys
@@ -41,6 +42,12 @@ def main(argv: list[str]) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     with Sandbox(config) as sandbox:
+        # Everything allocated so far (modules, the dataset) lives as long as the process. Each
+        # upload call allocates thousands of short-lived containers, which trigger full collections;
+        # frozen, the long-lived heap is not walked by each of them (1.3 of 3.6 ms of CPU per
+        # 1000-record upload). Process-wide, so only here and not when the sandbox runs in a test
+        # or the app's own process.
+        gc.freeze()
         print(json.dumps({"clevertap_base": sandbox.clevertap_base, "clearout_base": sandbox.clearout_base,
                           "account_id": sandbox.account_id, "passcode": sandbox.passcode,
                           "region": sandbox.region, "clearout_token": sandbox.clearout_token}), flush=True)

@@ -9,6 +9,7 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
+from functools import lru_cache
 from datetime import date, datetime, timezone
 from typing import Any, Callable
 
@@ -183,6 +184,33 @@ def _check_profile_data(data: dict[str, Any]) -> tuple[dict[str, Any], bool | No
     return out, msg_email, frozenset(custom)
 
 
+# Distinct profileData contents seen recently, validated once each. An export sends a thousand
+# records per call that mostly share one content ({"MSG-email": false, <stamp>: <run tag>}), so the
+# key, value and custom-key checks then cost one lookup per record. The types are part of the key:
+# True == 1 in Python, but CleverTap's checks (and what is stored) tell them apart.
+_CHECKED_CONTENTS = 4096
+
+
+@lru_cache(maxsize=_CHECKED_CONTENTS)
+def _checked_content(items: tuple[tuple[str, Any], ...], types: tuple[type, ...]
+                     ) -> tuple[dict[str, Any], bool | None, frozenset[str]]:
+    # The returned dict is shared by every record with this content: nobody may mutate it
+    # (ProfileStore keeps such dicts as they are and copies before merging).
+    return _check_profile_data(dict(items))
+
+
+def _checked_profile_data(data: dict[str, Any]) -> tuple[dict[str, Any], bool | None, frozenset[str]]:
+    """`_check_profile_data`, memoised by content (floats and unhashable values are checked each time:
+    -0.0 == 0.0 and lists cannot be a key)."""
+    types = tuple(map(type, data.values()))
+    if float in types:
+        return _check_profile_data(data)
+    try:
+        return _checked_content(tuple(data.items()), types)
+    except TypeError:  # a list value
+        return _check_profile_data(data)
+
+
 def _identifier(record: dict[str, Any], name: str) -> str | None:
     value = record.get(name)
     if type(value) is str:  # the usual case, first
@@ -239,7 +267,7 @@ def check_record(record: Any) -> ProfileChange | str:
         data = {}
     elif type(data) is not dict:
         raise RecordError(524)
-    changes, msg_email, custom = _check_profile_data(data)
+    changes, msg_email, custom = _checked_profile_data(data)
     if identity is None and object_id is None:
         # FBID / GPID only: the sandbox keys such profiles by that id, as an identity.
         identity = next(f"{k}:{record[k]}" for k in _IDENTIFIERS[2:] if record.get(k))

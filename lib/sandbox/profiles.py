@@ -62,7 +62,7 @@ class ProfileStore:
         self._msg_value = bytearray(self.n)
         self._msg_seq = array("Q", bytes(8 * self.n))
         self._data: dict[int, dict[str, Any]] = {}  # key -> uploaded properties (shared, never mutated)
-        self._interned: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._interned: dict[tuple[tuple[Any, ...], tuple[type, ...]], dict[str, Any]] = {}
         self._created_identity: list[str | None] = []
         self._created_by_identity: dict[str, int] = {}
         self._created_object: dict[int, str] = {}      # objectIds given by uploads
@@ -226,36 +226,59 @@ class ProfileStore:
         touched: list[int] = []
         refused: list[int] = []
         data_of, msg_value, msg_seq = self._data, self._msg_value, self._msg_seq
+        index_of_identity, created_by_identity, n = self.ds.index_of_identity, self._created_by_identity, self.n
+        # Records of one call mostly share one (already validated, shared) data dict: intern it once.
+        last_data: dict[str, Any] | None = None
+        last_interned: dict[str, Any] = {}
         with self.lock:
             created_before = len(self._created_identity)
-            for number, change in changes:
-                key = self._locate(change)
-                if change.custom_keys and self._custom_count(key, change.custom_keys) > max_custom_keys:
-                    refused.append(number)
-                    continue
-                if key is None:
-                    key = self._add_created(change.identity, change.object_id)
-                self._seq += 1
-                if change.data:
-                    old = data_of.get(key)
-                    if old is None:
-                        data_of[key] = self._intern(change.data)
-                    elif not old.items() >= change.data.items():  # a repeat changes nothing
-                        data_of[key] = self._intern({**old, **change.data})
-                    if "Email" in change.data:
-                        self._note_email(key, change.data)
-                if change.msg_email is not None:
-                    msg_value[key] = _MSG_TRUE if change.msg_email else _MSG_FALSE
-                    msg_seq[key] = self._seq
-                touched.append(key)
+            seq = self._seq
+            try:
+                for number, change in changes:
+                    identity = change.identity
+                    if identity is not None:  # key_of_identity, inlined: it runs for every record
+                        key = index_of_identity(identity)
+                        if key is None:
+                            ordinal = created_by_identity.get(identity)
+                            if ordinal is not None:
+                                key = n + ordinal
+                        if key is None and change.object_id is not None:
+                            key = self.key_of_object_id(change.object_id)
+                    else:
+                        key = self._locate(change)
+                    custom = change.custom_keys
+                    if custom and (len(custom) if key is None else self._custom_count(key, custom)) > max_custom_keys:
+                        refused.append(number)
+                        continue
+                    if key is None:
+                        key = self._add_created(identity, change.object_id)
+                    seq += 1
+                    data = change.data
+                    if data:
+                        old = data_of.get(key)
+                        if old is None:
+                            if data is not last_data:
+                                last_data, last_interned = data, self._intern(data)
+                            data_of[key] = last_interned
+                        elif not (old.items() >= data.items()  # a repeat changes nothing (1 == True)
+                                  and all(type(old[k]) is type(v) for k, v in data.items())):
+                            data_of[key] = self._intern({**old, **data})
+                        if "Email" in data:
+                            self._note_email(key, data)
+                    if change.msg_email is not None:
+                        msg_value[key] = _MSG_TRUE if change.msg_email else _MSG_FALSE
+                        msg_seq[key] = seq
+                    touched.append(key)
+            finally:
+                self._seq = seq
             self._persist(touched)
             return len(self._created_identity) - created_before, refused
 
     def _intern(self, data: dict[str, Any]) -> dict[str, Any]:
         """One shared dict per distinct set of values (a million "MSG-email + run tag" uploads
-        then cost one dict, not a million)."""
+        then cost one dict, not a million). Types are part of the signature: 1 == True in Python."""
         try:
-            signature = tuple(data.items())
+            signature = (tuple(data.items()), tuple(map(type, data.values())))
             shared = self._interned.get(signature)
         except TypeError:  # a list value: unhashable, keep it as is
             return data

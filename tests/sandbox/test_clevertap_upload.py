@@ -75,6 +75,22 @@ def test_each_bad_record_is_skipped_with_its_code(make_api, record, code, text):
     assert api.upload([record])["status"] == "fail"
 
 
+def test_checks_tell_equal_contents_of_other_types_apart(make_api):
+    """Checks are memoised per profileData content: False == 0 and 1 == True in Python, not here."""
+    api = make_api(profiles=20)
+    records = [{"identity": f"t{i}", "type": "profile", "profileData": data} for i, data in enumerate([
+        {"MSG-email": False, "Plan": "x"}, {"MSG-email": 0, "Plan": "x"},
+        {"Age": 30}, {"Age": True}, {"Score": 1}, {"Score": True}])]
+    answer = api.upload(records + records)
+    assert [(u["code"], u["record"]["identity"]) for u in answer["unprocessed"]] == [
+        (521, "t1"), (520, "t3"), (521, "t1"), (520, "t3")]
+    assert api.sb.profile(identity="t0")["profileData"]["MSG-email"] is False
+    assert api.sb.profile(identity="t4")["profileData"]["Score"] == 1
+    assert api.sb.profile(identity="t5")["profileData"]["Score"] is True
+    api.upload([{"identity": "t4", "type": "profile", "profileData": {"Score": True}}])
+    assert api.sb.profile(identity="t4")["profileData"]["Score"] is True
+
+
 def test_all_bad_records_still_answer_http_200_with_fail(make_api):
     api = make_api(profiles=20)
     response = api.ct("POST", "/1/upload", json={"d": [{"type": "profile"}, {"identity": "x"}]})
