@@ -6,6 +6,18 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+# One icon per page, the same in the navigation, the Home steps and every link to the page. Streamlit
+# bundles the Material Symbols font: emoji would need an emoji font, which many machines lack.
+PAGE_ICONS = {
+    "pages/home.py": ":material/home:",
+    "pages/connect.py": ":material/link:",
+    "pages/lists.py": ":material/list_alt:",
+    "pages/verify.py": ":material/verified:",
+    "pages/results.py": ":material/analytics:",
+    "pages/export.py": ":material/upload:",
+    "pages/history.py": ":material/history:",
+}
+
 if TYPE_CHECKING:
     from lib.runtime import Runtime
     from lib.store import Store
@@ -28,7 +40,7 @@ def steps(runtime: "Runtime") -> list[Step]:
     has_token = bool(runtime.vault.clearout_token())
     ready = store.list_lists(mode, states=("ready",))
     verified = {job.list_id for job in store.list_jobs(states=("done",), mode=mode)}
-    exports = [run for run in store.list_export_runs(states=("done",)) if getattr(run, "mode", mode) == mode]
+    exports = store.list_export_runs(states=("done",), mode=mode, kinds=("export",))  # undo and retry runs aside
 
     # Verifying needs only the Clearout token; CleverTap is needed for audiences and for export.
     clevertap = (f"CleverTap: {connections[0].name}" + (f" (+{len(connections) - 1} more)" if len(connections) > 1
@@ -37,19 +49,19 @@ def steps(runtime: "Runtime") -> list[Step]:
     connect = (f"Clearout token set · {clevertap}" if has_token
                else f"Enter your Clearout API token · {clevertap}")
     return [
-        Step(1, "Connect", "pages/connect.py", "🔌", has_token, connect),
-        Step(2, "Lists", "pages/lists.py", "📋", bool(ready),
+        Step(1, "Connect", "pages/connect.py", PAGE_ICONS["pages/connect.py"], has_token, connect),
+        Step(2, "Lists", "pages/lists.py", PAGE_ICONS["pages/lists.py"], bool(ready),
              f"{len(ready)} list{'s' if len(ready) != 1 else ''} ready" if ready
              else "Create a list from a CSV file or a CleverTap audience"),
-        Step(3, "Verify", "pages/verify.py", "✅", bool(verified),
+        Step(3, "Verify", "pages/verify.py", PAGE_ICONS["pages/verify.py"], bool(verified),
              f"{len(verified)} list{'s' if len(verified) != 1 else ''} verified" if verified
              else "See what verifying a list costs, then start it"),
-        Step(4, "Results", "pages/results.py", "📊", bool(verified),
+        Step(4, "Results", "pages/results.py", PAGE_ICONS["pages/results.py"], bool(verified),
              "Review the verdicts, charts and downloads" if verified
              else "Verdicts appear here once a list is verified"),
-        Step(5, "Export", "pages/export.py", "📤", bool(exports),
-             f"{len(exports)} export{'s' if len(exports) != 1 else ''} written to CleverTap" if exports
-             else "Write the verdicts back to CleverTap (unsubscribe, tag)"),
+        Step(5, "Export", "pages/export.py", PAGE_ICONS["pages/export.py"], bool(exports),
+             f"{len(exports)} export run{'s' if len(exports) != 1 else ''} applied to CleverTap" if exports
+             else "Write the verdicts back to CleverTap (unsubscribe, append columns)"),
     ]
 
 
@@ -67,7 +79,7 @@ def recent_lists(store: "Store", mode: str, limit: int = 5) -> pd.DataFrame:
             "List": record.name,
             "Rows": record.rows,
             "Valid unique addresses": record.unique_emails,
-            "State": {"ready": "Ready", "pulling": "Loading…", "failed": "Failed"}.get(record.state, record.state),
+            "State": {"ready": "Ready", "pulling": "Pulling…", "failed": "Failed"}.get(record.state, record.state),
             "Verified": (done.finished_at or "").replace("T", " ")[:16] + " UTC" if done else "Not yet",
         })
     return pd.DataFrame(rows, columns=["List", "Rows", "Valid unique addresses", "State", "Verified"])

@@ -162,7 +162,7 @@ COUNT_HELP = {"Rows": "Rows in the list", "Valid": "Rows whose address passes th
               "Unique": "Distinct addresses among the valid ones (trimmed, lower-cased)",
               "Duplicates": "Valid rows repeating an address already counted", "No email": "Rows without an address"}
 COUNT_COLUMNS = tuple(COUNT_HELP)
-_STATE_LABELS = {"pulling": "⏳ adding", "ready": "✅ ready", "failed": "❌ failed"}
+_STATE_LABELS = {"pulling": "Pulling…", "ready": "Ready", "failed": "Failed"}  # as on Home (lib/guide)
 
 
 def overview(records: Sequence[ListRecord]) -> pd.DataFrame:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from lib.guide import PAGE_ICONS
 from lib.runtime import Runtime, start_runtime
 from lib.settings import load_settings
 
@@ -18,9 +19,9 @@ def runtime() -> Runtime:
 def mode_badge() -> None:
     rt = runtime()
     if rt.settings.is_sandbox:
-        st.sidebar.markdown(":orange-badge[🧪 Sandbox] simulated CleverTap and Clearout")
+        st.sidebar.markdown(":orange-badge[:material/science: Sandbox] simulated CleverTap and Clearout")
     else:
-        st.sidebar.markdown(":green-badge[● Live] real CleverTap and Clearout")
+        st.sidebar.markdown(":green-badge[:material/cloud_done: Live] real CleverTap and Clearout")
 
 
 def sandbox_banner() -> None:
@@ -28,7 +29,7 @@ def sandbox_banner() -> None:
     if runtime().settings.is_sandbox:
         st.info("**Sandbox mode** · the data is simulated: a local CleverTap project and Clearout "
                 "account with realistic demo data. Nothing here touches a real CRM or spends real "
-                "credits. Configure credentials to go live (see the README).", icon="🧪")
+                "credits. Configure credentials to go live (see the README).", icon=":material/science:")
 
 
 _ROUTED = "_ui_routed"
@@ -36,15 +37,11 @@ _ROUTED = "_ui_routed"
 
 def app_pages() -> list:
     """The app's pages, in the order of the five steps (Material icons are bundled: no emoji font needed)."""
-    return [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/connect.py", title="Connect", icon=":material/link:"),
-        st.Page("pages/lists.py", title="Lists", icon=":material/list_alt:"),
-        st.Page("pages/verify.py", title="Verify", icon=":material/verified:"),
-        st.Page("pages/results.py", title="Results", icon=":material/analytics:"),
-        st.Page("pages/export.py", title="Export", icon=":material/upload:"),
-        st.Page("pages/history.py", title="History", icon=":material/history:"),
-    ]
+    titles = {"pages/home.py": "Home", "pages/connect.py": "Connect", "pages/lists.py": "Lists",
+              "pages/verify.py": "Verify", "pages/results.py": "Results", "pages/export.py": "Export",
+              "pages/history.py": "History"}
+    return [st.Page(page, title=title, icon=PAGE_ICONS[page], default=page == "pages/home.py")
+            for page, title in titles.items()]
 
 
 def mark_routed() -> None:
@@ -65,6 +62,16 @@ def page_header(title: str, purpose: str) -> None:
     st.title(title)
     st.caption(purpose)
     sandbox_banner()
+
+
+def counts(*names: str) -> dict:
+    """st.dataframe column_config showing these count columns with thousands separators."""
+    return {name: st.column_config.NumberColumn(format="localized") for name in names}
+
+
+def link(page: str, label: str) -> None:
+    """A link to another page, with that page's icon from the navigation."""
+    st.page_link(page, label=label, icon=PAGE_ICONS[page])
 
 
 def timestamp(iso: str | None, never: str = "never") -> str:
@@ -193,17 +200,17 @@ def export_run_panel(run_id: int, key: str) -> None:
         st.progress(status.fraction, text=("All sent: reading a sample back from CleverTap… " if status.reading_back
                                            else "Sending… ") + status.line)
         if status.waiting:
-            st.warning(status.waiting, icon="🔑")
-            st.page_link("pages/connect.py", label="Enter the passcode on Connect to resume", icon="🔌")
+            st.warning(status.waiting, icon=":material/key:")
+            link("pages/connect.py", "Enter the passcode on Connect to resume")
         st.button("Stop after the batches in flight", key=f"{key}_stop_{run.id}", on_click=export.stop_run,
                   args=(rt.store, run.id), help="Finished batches stay recorded; resume later to send the rest")
         return
     if run.state == "done":
-        st.success(f"Done · {status.line}", icon="✅")
+        st.success(f"Done · {status.line}", icon=":material/check_circle:")
     else:
         (st.error if run.state == "failed" else st.warning)(
             f"{'Failed' if run.state == 'failed' else 'Stopped'} · {status.line}"
-            + (f" · {run.error}" if run.error else ""), icon="⚠️")
+            + (f" · {run.error}" if run.error else ""), icon=":material/warning:")
         st.button("Resume: send the batches not sent yet", key=f"{key}_resume_{run.id}",
                   on_click=export.resume_run, args=(rt.store, run.id))
     if (table := export.read_back_table(run)) is not None:

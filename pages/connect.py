@@ -77,7 +77,7 @@ for view in views:
 
 with st.expander("Connect a CleverTap project", expanded=not views):
     if rt.settings.is_sandbox:
-        st.caption("🧪 Sandbox mode: the form holds the demo project's credentials and connects to the "
+        st.caption(":material/science: Sandbox mode: the form holds the demo project's credentials and connects to the "
                    "simulated CleverTap on this machine.")
     st.text_input("Project ID", key="connect_account_id", placeholder="W8R-8R5-K55Z",
                   help="CleverTap dashboard → Settings → Project.")

@@ -22,12 +22,12 @@ lists = export.verified_lists(rt.store, rt.mode)
 connections = {c.id: c for c in rt.store.list_connections(rt.mode)}
 if not lists:
     st.info("No verified list yet: verify a list first, then come back to write its verdicts to CleverTap.",
-            icon="✅")
-    st.page_link("pages/verify.py", label="Go to Verify", icon="✅")
+            icon=":material/info:")
+    ui.link("pages/verify.py", "Go to Verify")
     st.stop()
 if not connections:
-    st.info("No CleverTap project connected yet: connect one, then come back.", icon="🔌")
-    st.page_link("pages/connect.py", label="Go to Connect", icon="🔌")
+    st.info("No CleverTap project connected yet: connect one, then come back.", icon=":material/info:")
+    ui.link("pages/connect.py", "Go to Connect")
     st.stop()
 
 by_id = {r.id: r for r in lists}
@@ -39,13 +39,13 @@ connection_id = right.selectbox("CleverTap project", list(connections), key="exp
                                                       f"{connections[i].region})")
 record = by_id[list_id]
 if waiting := export.missing_passcode(rt, connections[connection_id]):
-    st.warning(f"{waiting} An export applied now waits until then.", icon="🔑")
+    st.warning(f"{waiting} An export applied now waits until then.", icon=":material/key:")
 email_only = not (record.identity_column or record.object_id_column)
 if email_only:
     st.info("This list has addresses only, no CleverTap identities. Unsubscribe goes through CleverTap's "
             "Subscribe API, which works per **address**: every profile sharing an address is unsubscribed, "
             "also profiles outside this list. Append is not possible (that API cannot set properties): "
-            "pull the audience from CleverTap on Lists to append.", icon="✉️")
+            "pull the audience from CleverTap on Lists to append.", icon=":material/mail:")
 
 unsubscribe = st.checkbox("**Unsubscribe** undeliverable addresses (sets MSG-email to false)", value=True,
                           key="export_unsubscribe")
@@ -55,7 +55,7 @@ if unsubscribe:
     for rule in RULES[1:]:
         if st.checkbox(rule.label, key=f"export_rule_{rule.code}", help=rule.warning):
             rules.append(rule.code)
-            st.caption(f"⚠️ {rule.warning}")
+            st.caption(f":orange[:material/warning:] {rule.warning}")
 append = st.checkbox("**Append** Clearout columns to profiles as properties", key="export_append",
                      disabled=email_only)
 columns = ()
@@ -74,7 +74,7 @@ if st.button("Dry run", key="export_dry_run", type="primary"):
     st.session_state["export_planned"] = choices
 planned = st.session_state.get("export_planned")
 if planned is not None and planned != choices:
-    st.info("Your choices changed since the dry run: run it again to see the exact plan.", icon="🔁")
+    st.info("Your choices changed since the dry run: run it again to see the exact plan.", icon=":material/refresh:")
 elif planned is not None:
     try:
         plan = dry_run(str(rt.settings.data_dir), *choices, st.session_state["export_nonce"])
@@ -93,14 +93,15 @@ elif planned is not None:
     c4.metric("Records to send", f"{s.changes:,}", f"{calls:,} call{'s' if calls != 1 else ''} of ≤1,000",
               delta_color="off", delta_arrow="off")
     for message in plan.errors:
-        st.error(message, icon="⛔")
+        st.error(message, icon=":material/block:")
     for message in plan.warnings:
-        st.warning(message, icon="⚠️")
+        st.warning(message, icon=":material/warning:")
     for message in plan.notes:
         st.caption(message)
     if s.to_unsubscribe:
         st.markdown("**Unsubscribes by reason**")
-        st.dataframe(reason_counts(plan), key="export_reasons", hide_index=True, width="stretch")
+        st.dataframe(reason_counts(plan), key="export_reasons", hide_index=True, width="stretch",
+                     column_config=ui.counts("Profiles"))
     st.download_button("Download the profiles that will change (CSV)", key="export_download",
                        data=lambda: changes_csv(plan.changes), file_name=f"export-plan-{plan.tag}.csv",
                        mime="text/csv", disabled=s.changes == 0, on_click="ignore")
@@ -112,7 +113,7 @@ elif planned is not None:
                                      f"{s.guardrail_pct:g}% guardrail", key="export_confirm")
     active = export.latest_active_run(rt.store, rt.mode)
     if active is not None:
-        st.info(f"Run {active.id} is still sending: this one starts when it ends.", icon="⏳")
+        st.info(f"Run {active.id} is still sending: this one starts when it ends.", icon=":material/hourglass_top:")
     ready = plan.can_apply and (not s.over_guardrail or confirmation.strip() == confirmation_phrase(plan))
     if st.button(f"Apply: send {s.changes:,} records to {connections[connection_id].name}", key="export_apply",
                  type="primary", disabled=not ready):
@@ -139,7 +140,7 @@ def run_panel() -> None:
         st.caption("Nothing sent yet: make a dry run above, check it, then apply.")
         return
     ui.export_run_panel(run.id, "export")
-    st.page_link("pages/history.py", label="See every run, its changes and undo on History", icon="🕘")
+    ui.link("pages/history.py", "See every run, its changes and undo on History")
     if shown is None or run.state != shown.state:
         st.rerun()  # the run started or ended: refresh the page (and stop or start polling)
 

@@ -19,11 +19,14 @@ def undo_dry_run(data_dir: str, run_id: int, nonce: int) -> export.UndoPlan:
 
 runs = rt.store.list_export_runs(mode=rt.mode)
 if not runs:
-    st.info("No export yet: runs appear here once you apply one on Export.", icon="📤")
-    st.page_link("pages/export.py", label="Go to Export", icon="📤")
+    st.info("No export run yet: runs appear here once you apply one on Export.", icon=":material/info:")
+    ui.link("pages/export.py", "Go to Export")
     st.stop()
 
-st.dataframe(export.runs_table(runs), key="history_runs", hide_index=True, width="stretch")
+st.dataframe(export.runs_table(runs), key="history_runs", hide_index=True, width="stretch",
+             column_config={"Run": st.column_config.NumberColumn(width="small"),
+                            "Kind": st.column_config.TextColumn(width=90),  # "Retry of 12" in full
+                            **ui.counts("Records", "Processed", "Unprocessed")})
 by_id = {r.id: r for r in runs}
 if (chosen := st.session_state.pop("history_select", None)) in by_id:  # a run this page just started
     st.session_state["history_run"] = chosen
@@ -59,7 +62,7 @@ with tab_changes:
                        on_click="ignore")
 with tab_batches:
     st.dataframe(export.batches_table(rt.store, run_id), key="history_batches", hide_index=True,
-                 width="stretch")
+                 width="stretch", column_config=ui.counts("Records", "Processed", "Unprocessed"))
 with tab_audit:
     only_run = st.toggle("Only this run", value=True, key="history_audit_run")
     st.dataframe(export.audit_table(rt.store, run_id=run_id if only_run else None), key="history_audit",

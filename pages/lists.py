@@ -16,7 +16,7 @@ audience_tab, csv_tab = st.tabs(["From a CleverTap audience", "From a CSV file"]
 with audience_tab:
     if not views:
         st.info("No CleverTap project connected yet: connect one first.")
-        st.page_link("pages/connect.py", label="Connect a CleverTap project", icon="🔌")
+        ui.link("pages/connect.py", "Connect a CleverTap project")
     else:
         st.caption("CleverTap cannot list a dashboard segment's members, so an audience is a query: the "
                    "profiles that did an event in a date range, optionally narrowed by profile properties.")
@@ -31,7 +31,7 @@ with audience_tab:
             name_col.text_input("Profile property", key=f"lists_filter_name_{i}", placeholder="Customer Type")
             op_col.selectbox("Operator", pulls.OPERATORS, key=f"lists_filter_op_{i}")
             value_col.text_input("Value", key=f"lists_filter_value_{i}", placeholder="Gold")
-        st.button("➕ Add a profile filter", key="lists_add_filter", on_click=state.update,
+        st.button("Add a profile filter", icon=":material/add:", key="lists_add_filter", on_click=state.update,
                   args=({"lists_filter_rows": rows + 1},))
         try:
             query = pulls.build_query(connection_id, event, *(list(dates) + [None, None])[:2],
@@ -57,7 +57,7 @@ with audience_tab:
                          disabled=count == 0):
                 try:
                     audience = pulls.save_audience(rt.store, query, list_name)
-                    pulls.start_pull(rt, audience, list_name, expected_rows=count)
+                    state["lists_chosen"] = pulls.start_pull(rt, audience, list_name, expected_rows=count).id
                     state.pop("lists_counted")
                     st.rerun()
                 except (lists.ListError, pulls.PullError) as exc:
@@ -70,7 +70,7 @@ with audience_tab:
                     text_col.markdown(f"**{audience.name}** · {pulls.AudienceQuery.from_audience(audience).describe()}"
                                       f" · last pulled {ui.timestamp(audience.last_pulled_at)}")
                     if button_col.button("Pull again", key=f"lists_repull_{audience.id}"):
-                        pulls.start_pull(rt, audience, audience.name)
+                        state["lists_chosen"] = pulls.start_pull(rt, audience, audience.name).id
                         st.rerun()
 
 with csv_tab:
@@ -85,7 +85,8 @@ with csv_tab:
                                                     max_bytes=rt.settings.upload_max_mb * 1_000_000,
                                                     name=csv_name.strip() or None)
             st.success(f"Added **{record.name}**: {record.rows:,} rows, {record.unique_emails:,} unique "
-                       f"addresses (email column: {record.email_column}).")
+                       f"addresses (email column: {record.email_column}). It is chosen in My lists below.")
+            state["lists_chosen"] = record.id  # the list just added is the one to look at and verify
             if notice:
                 st.warning(notice)
         except (CsvImportError, lists.ListError) as exc:
@@ -112,8 +113,10 @@ if not records:
     st.info("No lists yet: add one from a CleverTap audience or a CSV file above.")
     st.stop()
 st.dataframe(lists.overview(records), key="lists_table", height=min(400, 38 + 35 * len(records)), hide_index=True,
+             # The figures first: at a 1280-pixel window the long Source text is what scrolls out of view.
+             column_order=("Name", "State", *lists.COUNT_COLUMNS, "Added", "Source"),
              column_config={"Name": st.column_config.TextColumn(width="medium"),
-                            "Source": st.column_config.TextColumn(width="small"),
+                            "Source": st.column_config.TextColumn(width="large"),
                             "Added": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
                             **{c: st.column_config.NumberColumn(format="localized", width="small", help=h)
                                for c, h in lists.COUNT_HELP.items()}})
@@ -134,6 +137,10 @@ if chosen is not None:
                 st.dataframe(lists.preview(rt.store, chosen), key="lists_preview", hide_index=True)
             except lists.ListError as exc:
                 st.info(exc.message)
+        if st.button("Verify this list", key="lists_verify", type="primary", icon=":material/verified:",
+                     help="Opens Verify with this list chosen: the cost is shown before anything starts"):
+            state["verify_list"] = chosen.id
+            st.switch_page("pages/verify.py")
     name_col, rename_col, delete_col = st.columns([3, 1, 1], vertical_alignment="bottom")
     new_name = name_col.text_input("Name", value=chosen.name, key=f"lists_rename_{chosen.id}")
     if rename_col.button("Rename", key="lists_rename"):

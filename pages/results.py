@@ -12,7 +12,7 @@ state = st.session_state
 verified = results.verified_lists(rt.store, rt.mode)
 if not verified:
     st.info("No verified list yet. Verify a list first: its results appear here when the job is done.")
-    st.page_link("pages/verify.py", label="Verify a list", icon="✅")
+    ui.link("pages/verify.py", "Verify a list")
     st.stop()
 
 FILTER_KEYS = ("results_status", "results_safe", "results_reason", "results_flag", "results_domain")
@@ -56,7 +56,9 @@ for pair in (figures[start:start + 2] for start in range(0, len(figures), 2)):  
 
 st.subheader("Rows")
 options = summary.options
-status_col, safe_col, reason_col, flag_col, domain_col = st.columns(5)
+# Two rows: five filters side by side leave no room for a chosen value at a 1280-pixel window.
+status_col, safe_col, flag_col = st.columns(3)
+reason_col, domain_col = st.columns(2)
 any_value = {"placeholder": "Any"}  # an empty filter matches every row
 selection = results.Selection(
     statuses=tuple(status_col.multiselect("Verification status", options.statuses, key="results_status", **any_value)),
@@ -82,7 +84,8 @@ scope = st.radio("Rows", ["all", "filtered"], key="results_scope", horizontal=Tr
 frame = matching if scope == "filtered" else merged
 filtered = frame is not merged
 csv_col, xlsx_col = st.columns(2)
-csv_col.download_button(f"Download CSV ({len(frame):,} rows)", icon="⬇️", type="primary", key="results_csv",
+csv_col.download_button(f"Download CSV ({len(frame):,} rows)", icon=":material/download:", type="primary",
+                        key="results_csv",
                         data=partial(downloads.to_csv_bytes, frame),  # written on click, never on a rerun
                         file_name=results.file_name(item.record.name, "csv", filtered=filtered),
                         mime="text/csv", on_click="ignore")
@@ -95,19 +98,19 @@ refusal = results.xlsx_refusal(frame)
 if refusal:
     xlsx_col.warning(refusal)
 elif built is not None:
-    xlsx_col.download_button(f"Download Excel ({len(frame):,} rows)", icon="⬇️", key="results_xlsx_download",
+    xlsx_col.download_button(f"Download Excel ({len(frame):,} rows)", icon=":material/download:",
+                             key="results_xlsx_download",
                              data=partial(bytes, built[1]), on_click="ignore",
                              file_name=results.file_name(item.record.name, "xlsx", filtered=filtered),
                              mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 else:
     wait = results.xlsx_wait_text(len(frame))
     if wait:
-        xlsx_col.warning(wait, icon="⏳")
+        xlsx_col.warning(wait, icon=":material/hourglass_top:")
     if xlsx_col.button(f"Prepare an Excel file ({len(frame):,} rows)", key="results_xlsx_build"):
         with st.spinner(f"Writing {len(frame):,} rows to Excel…"):
             state["results_xlsx"] = (xlsx_id, downloads.to_xlsx_bytes(frame))
         st.rerun()
 
 st.divider()
-st.page_link("pages/export.py", label="Reviewed? Continue to Export: write the verdicts back to CleverTap",
-             icon="📤")
+ui.link("pages/export.py", "Reviewed? Continue to Export: write the verdicts back to CleverTap")

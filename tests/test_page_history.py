@@ -31,7 +31,7 @@ def test_without_runs_it_links_to_export(monkeypatch, tmp_path) -> None:
     at = app_test().run()
     at.switch_page("pages/history.py").run()
     assert not at.exception, page_errors(at)
-    assert "No export yet" in rendered_text(at)
+    assert "No export run yet" in rendered_text(at)
     assert [link.proto.page for link in at.get("page_link")] == ["export"]
 
 

@@ -43,10 +43,10 @@ def test_shows_the_cost_breakdown_and_starts_a_queued_job(monkeypatch, tmp_path:
     at = open_verify(monkeypatch, tmp_path)
 
     shown = metrics(at)
-    assert shown["Unique addresses"] == "12"
+    assert shown["Distinct addresses"] == "12"
     assert shown["Free: fresh in cache"] == "2" and shown["Free: syntax errors"] == "2"
     assert shown["Credits needed"] == "8"
-    assert shown["Your balance"] == "250,000"  # the sandbox account's default
+    assert shown["Credits available"] == "250,000"  # the sandbox account's default
     button = at.button(key="verify_start")
     assert not button.disabled and "8 credits" in button.label
 
@@ -71,7 +71,7 @@ def test_insufficient_credits_says_how_many_more_and_starts_nothing(monkeypatch,
     at = open_verify(monkeypatch, tmp_path, APP_MODE="live", CLEAROUT_API_TOKEN=sb.clearout_token,
                      CLEAROUT_API_BASE=sb.clearout_base)
 
-    assert metrics(at)["Your balance"] == "5"
+    assert metrics(at)["Credits available"] == "5"
     message = " ".join(e.value for e in at.error)
     assert "Buy at least 3 more credits at clearout.io" in message
     assert at.button(key="verify_start").disabled
@@ -82,7 +82,7 @@ def test_insufficient_credits_says_how_many_more_and_starts_nothing(monkeypatch,
 def test_without_a_token_the_balance_is_unknown_and_nothing_starts(monkeypatch, tmp_path: Path) -> None:
     seed(tmp_path, "live")
     at = open_verify(monkeypatch, tmp_path, APP_MODE="live")
-    assert metrics(at)["Your balance"] == "—"
+    assert metrics(at)["Credits available"] == "—"
     assert any("Connect" in w.value for w in at.warning)
     assert at.button(key="verify_start").disabled
 
