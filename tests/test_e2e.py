@@ -1,0 +1,308 @@
+"""The end-to-end browser test: a new user walks the whole app in sandbox mode, from a clean data
+directory: Home → Connect → Lists → Verify → Results → Export → History.
+
+Every step fails on a Python exception, an error box it did not expect, or a browser console error
+(other than known offline noise), and saves a screenshot to artifacts/e2e/. The Results screenshot
+is the README's (docs/screenshot.png): refresh it with `E2E_UPDATE_SCREENSHOT=1`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import pytest
+from playwright.sync_api import expect
+
+from lib.columns import CLEAROUT_COLUMN_NAMES
+from tests.e2e_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, VIEWPORT, Walk, app_server
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+pytestmark = pytest.mark.e2e
+
+# Small enough for a quick walk; a 4 s simulated bulk job leaves time to see its progress move.
+APP_KNOBS = {"SANDBOX_PROFILES": "5000", "SANDBOX_BULK_SECONDS": "4"}
+WRONG_PASSCODE = "SBX-WRONG-0000"
+# What a CRM export looks like: a BOM, semicolons, an "E-mail Address" header, a duplicate that
+# differs in case and spaces, a malformed address, an empty one, and a cell a spreadsheet would run.
+UPLOAD_CSV = ("\ufeffCustomer ID;First Name;E-mail Address;City\r\n"
+              "C-001;Asha;asha.rao@gmail.com;Pune\r\n"
+              "C-002;Ben;ben.stone@yahoo.com;Leeds\r\n"
+              "C-003;Asha R; ASHA.RAO@gmail.com ;Pune\r\n"
+              "C-004;Carla;carla@@example;Porto\r\n"
+              'C-005;"=HYPERLINK(""http://evil.test"",""click"")";dan.berg@outlook.com;Oslo\r\n'
+              "C-006;Eve;;Berlin\r\n")
+UPLOAD_NAME = "spring-newsletter.csv"
+README_SHOT = ROOT / "docs" / "screenshot.png"
+README_SHOT_HEIGHT = 1160  # the key figures and the first two charts
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator["Browser"]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: ./scripts/run-tests.sh installs it (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is missing: run ./scripts/run-tests.sh, which installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    return ARTIFACTS
+
+
+def test_a_new_user_walks_every_step(browser: "Browser", artifacts: Path, tmp_path: Path) -> None:
+    log_path = artifacts / "server.log"
+    with app_server(tmp_path / "data", log_path, **APP_KNOBS) as server:
+        context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+        walk = Walk(context.new_page(), server, artifacts)
+        try:
+            home(walk)
+            connect(walk)
+            lists(walk, tmp_path)
+            verify(walk)
+            results(walk)
+            export(walk)
+            history(walk)
+            home_again(walk)
+            assert "Traceback" not in server.log(), "the server logged an exception (see server.log)"
+        except BaseException:
+            try:
+                walk.shot("failure")
+            except Exception:  # the browser may be gone: the server log below still tells
+                pass
+            print(f"---- streamlit log ({log_path}) ----\n{server.log()}")
+            raise
+        finally:
+            context.close()
+
+
+def home(walk: Walk) -> None:
+    walk.page.goto(walk.server.url)
+    walk.heading("Home", level=1)
+    walk.rendered()
+    walk.text("Sandbox mode")
+    walk.text("Next: Lists.")  # sandbox mode holds the Clearout token already: step 1 is done
+    walk.check()
+    walk.shot("home")
+
+
+def connect(walk: Walk) -> None:
+    page = walk.page
+    walk.open("Connect")
+    walk.text("No CleverTap project connected yet")
+    passcode = page.get_by_label("Passcode", exact=True)
+    expect(passcode).not_to_have_value("")  # the sandbox fills in its demo project
+    demo_passcode = passcode.input_value()
+    passcode.fill(WRONG_PASSCODE)
+    walk.button("Test and save").click()
+    walk.text("rejected")
+    walk.rendered()
+    walk.check(expected_errors=("CleverTap rejected",))
+    assert all(WRONG_PASSCODE not in e for e in walk.errors_shown()), "the passcode must never be shown"
+    walk.shot("connect-wrong-passcode")
+
+    passcode.fill(demo_passcode)
+    walk.button("Test and save").click()
+    walk.text("Connected Sandbox demo: CleverTap accepted the credentials.")
+    walk.rendered()
+    walk.check()
+    walk.shot("connect")
+
+
+def lists(walk: Walk, tmp_path: Path) -> None:
+    page = walk.page
+    walk.open("Lists")
+    walk.button("Count matching profiles").click()
+    walk.text("profiles match")
+    walk.rendered()
+    walk.check()
+    walk.button("Pull", exact=False).filter(has_text="profiles into My lists").click()
+    # The pull runs in a worker; the page refreshes when it ends and offers the list's preview.
+    walk.text("Preview: the first 100 rows")
+    walk.rendered()
+    walk.check()
+    walk.shot("lists-audience")
+
+    page.get_by_role("tab", name="From a CSV file").click()
+    upload = tmp_path / UPLOAD_NAME
+    upload.write_text(UPLOAD_CSV, encoding="utf-8", newline="")
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(upload))
+    walk.button("Add to My lists").click()
+    walk.text("Added spring-newsletter: 6 rows, 3 unique addresses (email column: E-mail Address)")
+    walk.rendered()
+    walk.check()
+    walk.shot("lists")
+    walk.button("Verify this list").click()  # the list just added is the one chosen
+
+
+def verify(walk: Walk) -> None:
+    page = walk.page
+    walk.heading("Verify", level=1)
+    walk.heading("What this run costs")
+    walk.rendered()
+    expect(page.get_by_role("combobox", name="List to verify")).to_have_value(
+        re.compile("^" + re.escape(UPLOAD_NAME.removesuffix(".csv")) + " · 6 rows$"))
+    # Three distinct valid addresses (one of them twice, in another case): the malformed one costs nothing.
+    assert (metric(walk, "Distinct addresses"), metric(walk, "Free: syntax errors"),
+            metric(walk, "Credits needed")) == ("4", "1", "3")
+    walk.check()
+    walk.shot("verify-cost")
+    start_verification(walk, UPLOAD_NAME.removesuffix(".csv"))
+    walk.choose("List to verify", "App Launched", exact=False)
+    start_verification(walk, "App Launched")
+
+    page.evaluate("() => { window.__seen = []; }")
+    # Record what the job rows show while they poll, until both say Done.
+    page.wait_for_function("""() => {
+        const main = document.querySelector('[data-testid="stMain"]');
+        const states = (main ? main.innerText : '').split('\\n').filter(
+            line => / · (Preparing|Queued|Uploading|Verifying|Downloading results|Done|Failed|Cancelled)/.test(line));
+        const bars = [...document.querySelectorAll('[data-testid="stProgress"] [role="progressbar"]')]
+            .map(e => Number(e.getAttribute('aria-valuenow')));
+        window.__seen.push({states, bars});
+        return states.filter(line => line.endsWith(' · Done')).length >= 2;
+    }""", polling=200, timeout=60_000)
+    bars = [value for sample in page.evaluate("() => window.__seen") for value in sample["bars"]]
+    assert any(0 < value < 100 for value in bars) and len(set(bars)) >= 2, f"progress did not move: {bars}"
+    walk.rendered()
+    walk.check()
+    walk.shot("verify-done")
+
+
+def start_verification(walk: Walk, name: str) -> None:
+    walk.page.get_by_role("button", name=re.compile(r"^Start verification \(")).click()
+    walk.text(f"Started: {name}")
+    walk.rendered()
+
+
+def results(walk: Walk) -> None:
+    page = walk.page
+    walk.open("Results")
+    walk.choose("Verified list", "App Launched", exact=False)
+    charts_drawn(walk, count=7)
+    rows = int(metric(walk, "Rows").replace(",", ""))
+    assert rows > 1000 and metric(walk, "Safe to send")
+    walk.text(f"All {rows:,} rows match")
+    walk.check()
+    readme_screenshot(walk.shot("results", height=README_SHOT_HEIGHT))
+    walk.choose("Verification status", "Invalid")
+    matching = walk.text(f"of {rows:,} rows match").inner_text()
+    assert 0 < int(matching.split()[0].replace(",", "")) < rows, matching
+    walk.rendered()
+    walk.check()
+    walk.shot("results-filtered")
+
+    walk.choose("Verified list", UPLOAD_NAME.removesuffix(".csv"), exact=False)
+    charts_drawn(walk, count=7)
+    walk.text("All 6 rows match")
+    with page.expect_download() as download_info:
+        walk.button("Download CSV (6 rows)", exact=False).click()
+    download = download_info.value
+    assert download.suggested_filename == "spring-newsletter_clearout_results.csv"
+    table = list(csv.DictReader(io.StringIO(Path(download.path()).read_bytes().decode("utf-8-sig"))))
+    assert [row["Customer ID"] for row in table] == ["C-001", "C-002", "C-003", "C-004", "C-005", "C-006"]
+    assert set(CLEAROUT_COLUMN_NAMES) <= set(table[0]), "the 15 Clearout columns must be appended"
+    assert table[4]["First Name"].startswith("'=HYPERLINK("), "a formula cell must be neutralised"
+    assert table[0]["Clearout Verification Status"] == table[2]["Clearout Verification Status"] != ""
+    walk.rendered()
+    walk.check()
+
+
+def readme_screenshot(shot: Path) -> None:
+    """The README shows the Results page: refreshed on request, since every run's pixels differ a little."""
+    if os.environ.get("E2E_UPDATE_SCREENSHOT"):
+        shutil.copyfile(shot, README_SHOT)
+
+
+def charts_drawn(walk: Walk, count: int) -> None:
+    """Every Plotly chart of the page has drawn its SVG."""
+    charts = walk.page.locator('[data-testid="stPlotlyChart"]')
+    expect(charts).to_have_count(count)
+    for chart in charts.all():
+        chart.locator(".main-svg").first.wait_for(state="attached")
+    walk.rendered()
+
+
+def metric(walk: Walk, label: str) -> str:
+    box = walk.page.locator('[data-testid="stMetric"]').filter(
+        has=walk.page.get_by_test_id("stMetricLabel").get_by_text(label, exact=True))
+    return box.get_by_test_id("stMetricValue").inner_text().strip()
+
+
+def export(walk: Walk) -> None:
+    page = walk.page
+    walk.open("Export")
+    walk.choose("Verified list", "App Launched", exact=False)
+    walk.button("Dry run").click()
+    walk.heading("Dry run: exactly what will be sent")
+    walk.rendered()
+    to_unsubscribe = int(metric(walk, "To unsubscribe").replace(",", ""))
+    assert to_unsubscribe > 0
+    walk.check()
+    walk.shot("export-dry-run")
+    apply = page.get_by_role("button", name=re.compile(r"^Apply: send [\d,]+ records to Sandbox demo$"))
+    apply.click()
+    walk.text("Done · ")  # the run panel polls until the run is done and its read-back recorded
+    walk.text("Read-back check:")
+    walk.rendered()
+    read_back = walk.text("sampled profiles read back").inner_text()
+    confirmed, total = (int(n) for n in re.findall(r"(\d+) of (\d+)", read_back)[0])
+    assert total > 0 and confirmed == total, read_back
+    walk.check()
+    walk.shot("export-applied")
+
+
+def history(walk: Walk) -> None:
+    page = walk.page
+    walk.open("History")
+    run = page.get_by_role("combobox", name="Run")
+    expect(run).to_have_value(re.compile(r"^Run 1 · Export · App Launched "))
+    walk.text("Done · ")
+    walk.check()
+    walk.shot("history")
+    page.get_by_role("tab", name="Undo").click()
+    walk.button("Dry run the undo").click()
+    walk.text("Will be re-subscribed")
+    walk.rendered()
+    walk.check()
+    walk.shot("history-undo-dry-run")
+    page.get_by_role("button", name=re.compile(r"^Undo run 1: re-subscribe up to [\d,]+ profiles$")).click()
+    expect(run).to_have_value(re.compile(r"^Run 2 · Undo · App Launched "))  # the page shows the new run
+    walk.text("Done · ")
+    walk.rendered()
+    walk.check()
+    walk.shot("history-undone")
+    # A refresh (a deep link to /history on the same server) finds both runs where they were.
+    page.reload()
+    walk.heading("History", level=1)
+    walk.rendered()
+    expect(run).to_have_value(re.compile(r"^Run 2 · Undo · "))
+    walk.choose("Run", "Run 1 · Export", exact=False)
+    walk.text("Done · ")
+    walk.rendered()
+    walk.check()
+
+
+def home_again(walk: Walk) -> None:
+    """Every step done: Home has no "Next" left and counts what was done."""
+    walk.open("Home")
+    walk.text("2 lists ready")
+    walk.text("2 lists verified")
+    walk.text("1 export run applied to CleverTap")  # the undo is no export
+    expect(walk.page.get_by_text("Next:")).to_have_count(0)
+    walk.check()
+    walk.shot("home-done")
