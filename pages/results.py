@@ -11,8 +11,9 @@ rt = ui.runtime()
 state = st.session_state
 verified = results.verified_lists(rt.store, rt.mode)
 if not verified:
-    st.info("No verified list yet. Verify a list first: its results appear here when the job is done.")
-    ui.link("pages/verify.py", "Verify a list")
+    st.info("No verified list yet: verify a list first; its results appear here when the job is done.",
+            icon=":material/info:")
+    ui.link("pages/verify.py", "Go to Verify")
     st.stop()
 
 FILTER_KEYS = ("results_status", "results_safe", "results_reason", "results_flag", "results_domain")
