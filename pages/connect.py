@@ -48,7 +48,8 @@ def save_new() -> None:
 st.subheader("CleverTap projects")
 views = conn.connection_views(rt)
 if not views:
-    st.info("No CleverTap project connected yet: fill in the form below and press **Test and save**.")
+    st.info("No CleverTap project connected yet: fill in the form below and press **Test and save**.",
+            icon=":material/info:")
 for view in views:
     c = view.connection
     with st.container(border=True):
@@ -105,7 +106,7 @@ if clearout.credits is not None:
 elif clearout.error:
     st.error(f"{clearout.error} ({clearout.storage_label})")
 else:
-    st.info("No Clearout API token yet: enter it below to verify lists.")
+    st.info("No Clearout API token yet: enter it below to verify lists.", icon=":material/info:")
 
 
 def save_token() -> None:

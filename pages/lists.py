@@ -15,7 +15,8 @@ audience_tab, csv_tab = st.tabs(["From a CleverTap audience", "From a CSV file"]
 
 with audience_tab:
     if not views:
-        st.info("No CleverTap project connected yet: connect one first.")
+        st.info("No CleverTap project connected yet: connect one first, or add a CSV file instead.",
+                icon=":material/info:")
         ui.link("pages/connect.py", "Connect a CleverTap project")
     else:
         st.caption("CleverTap cannot list a dashboard segment's members, so an audience is a query: the "
@@ -110,7 +111,7 @@ def pull_progress() -> None:
 
 pull_progress()
 if not records:
-    st.info("No lists yet: add one from a CleverTap audience or a CSV file above.")
+    st.info("No lists yet: add one from a CleverTap audience or a CSV file above.", icon=":material/info:")
     st.stop()
 st.dataframe(lists.overview(records), key="lists_table", height=min(400, 38 + 35 * len(records)), hide_index=True,
              # The figures first: at a 1280-pixel window the long Source text is what scrolls out of view.
