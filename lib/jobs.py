@@ -389,6 +389,10 @@ class JobView:
     cancellable: bool
 
 
+def _credits(count: int) -> str:
+    return f"{count:,} credit{'' if count == 1 else 's'}"
+
+
 def describe(job: VerificationJob, list_name: str) -> JobView:
     """How a job reads on a page: its state in words, credits spent and saved, its error."""
     label = STATE_LABELS.get(job.state, job.state)
@@ -396,14 +400,14 @@ def describe(job: VerificationJob, list_name: str) -> JobView:
         label += f" · {job.percent:.0f}%"
     if job.cancel_requested and not job.is_final:
         label += " · cancelling"
-    saved = (f"{job.cached + job.syntax_invalid:,} credits saved (cache {job.cached:,}, "
+    saved = (f"{_credits(job.cached + job.syntax_invalid)} saved (cache {job.cached:,}, "
              f"syntax check {job.syntax_invalid:,})")
     if job.state == "done":
-        detail = f"{job.credits_spent or 0:,} credits spent · {saved}"
+        detail = f"{_credits(job.credits_spent or 0)} spent · {saved}"
     elif job.is_final:
         detail = job.error or "Stopped before finishing; rows Clearout did not verify are not charged."
     else:
-        detail = f"{job.to_verify:,} addresses to verify (at most {job.to_verify:,} credits) · {saved}"
+        detail = f"{job.to_verify:,} addresses to verify (at most {_credits(job.to_verify)}) · {saved}"
         if job.error:
             detail += f" · {job.error}"
     progress = {"done": 1.0, "downloading": 1.0, "verifying": job.percent / 100}.get(job.state, 0.0)
