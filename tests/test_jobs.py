@@ -360,7 +360,7 @@ def test_describe_says_what_a_job_costs_and_saves(store: Store) -> None:
     job = start(store, make_list(store, people("z", 4) + ["bad"]).id)
     view = jobs.describe(job, "Newsletter")
     assert view.label == "Queued" and view.cancellable
-    assert "4 addresses to verify" in view.detail and "1 credits saved" in view.detail
+    assert "4 addresses to verify" in view.detail and "1 credit saved" in view.detail
     done = store.update_job(job.id, state="done", credits_spent=3)
     assert jobs.describe(done, "Newsletter").detail.startswith("3 credits spent")
     assert not jobs.describe(done, "Newsletter").cancellable
