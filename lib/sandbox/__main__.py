@@ -19,7 +19,9 @@ def parse_args(argv: list[str]) -> SandboxConfig:
     parser = argparse.ArgumentParser(prog="python -m lib.sandbox",
                                      description="Local CleverTap + Clearout sandbox server (127.0.0.1).")
     parser.add_argument("--port", type=int, default=defaults.port, help="0 picks a free port")
-    parser.add_argument("--latency-ms", type=float, default=defaults.latency_ms)
+    parser.add_argument("--latency-ms", type=float, default=defaults.latency_ms,
+                        help="answer no sooner than this after a request arrives (the sandbox's own "
+                             "processing counts towards it)")
     parser.add_argument("--fault-rate", type=float, default=defaults.fault_rate)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--profiles", type=int, default=defaults.profiles)

@@ -17,7 +17,7 @@ class SandboxConfig:
 
     seed: int = 7
     profiles: int = 20_000
-    latency_ms: float = 0
+    latency_ms: float = 0  # answers leave no sooner than this after the request arrived (processing included)
     fault_rate: float = 0.0
     rpm: int = 600
     bulk_seconds: float = 20.0

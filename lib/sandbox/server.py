@@ -2,7 +2,9 @@
 
 Per request, in this order: route (unknown paths 404), fault injection (decided before anything
 changes, so a fault never half-applies), auth, limits (CleverTap concurrency per API, Clearout
-requests per minute), latency (slept while the request counts as in flight), then the handler.
+requests per minute), the handler, then latency: the answer leaves no sooner than `latency_ms` after
+the request line arrived. The sandbox's own work counts towards that time, as a remote service's
+processing is part of the latency its callers see; a request holds its in-flight slot until then.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
@@ -92,13 +95,15 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections like they would live
-    # Headers and body leave in separate writes; with Nagle on, the body waits for the client's
-    # delayed ACK (~40 ms per request).
-    disable_nagle_algorithm = True
-    # Headers and body go out in two writes: with Nagle on, the second waits for the client's
-    # delayed ACK, adding ~40 ms to every response (TCP_NODELAY, as real servers set it).
+    # A streamed file's headers and body leave in separate writes; with Nagle on, the body would
+    # wait for the client's delayed ACK (~40 ms per request). TCP_NODELAY, as real servers set it.
     disable_nagle_algorithm = True
     server: _Server
+    received = 0.0  # time.monotonic() when the request line was read: latency counts from here
+
+    def parse_request(self) -> bool:
+        self.received = time.monotonic()
+        return super().parse_request()
 
     def do_GET(self) -> None:
         self.server.sandbox._dispatch(self)
@@ -328,7 +333,8 @@ class Sandbox:
         except ValueError:
             length = -1
         chunked = "chunked" in (h.headers.get("Transfer-Encoding") or "").lower()
-        request = Request(h.command, split.path, parse_qs(split.query, keep_blank_values=True), h.headers)
+        request = Request(h.command, split.path, parse_qs(split.query, keep_blank_values=True), h.headers,
+                          received=h.received)
         body_read = False
         try:
             if route is not None and route.streaming and not chunked and length >= 0:
@@ -364,15 +370,24 @@ class Sandbox:
             return route.handler(request)
         fault = self.faults.draw()
         if fault is not None:
-            self._sleep()
+            self._wait_out(request)
             return self._fault(api, fault)
         if api == "clevertap":
             return self._clevertap(route, info["region"], request)
         return self._clearout(route, request)
 
-    def _sleep(self) -> None:
+    def _wait_out(self, request: Request) -> None:
+        """Sleep until `latency_ms` after the request arrived: what the sandbox spent on it counts.
+
+        A 1000-record upload costs the sandbox a few ms of CPU under one GIL shared by 15 handler
+        threads; slept on top of the latency, that (and the wait for the GIL after each sleep)
+        made a 100 ms sandbox answer in ~120 ms, so no client could reach the throughput the
+        latency allows.
+        """
         if self.config.latency_ms > 0:
-            time.sleep(self.config.latency_ms / 1000.0)
+            remaining = request.received + self.config.latency_ms / 1000.0 - time.monotonic()
+            if remaining > 0:
+                time.sleep(remaining)
 
     def _fault(self, api: str, status: int) -> Response:
         if api == "clevertap":
@@ -395,11 +410,12 @@ class Sandbox:
             return json_response(401, AUTH_INVALID)
         limiter = self.limiters[route.group or ""]
         if not limiter.try_acquire():
-            self._sleep()
+            self._wait_out(request)
             return json_response(429, TOO_MANY_CONCURRENT)
         try:
-            self._sleep()
-            return route.handler(request)
+            response = route.handler(request)
+            self._wait_out(request)  # in flight until the answer leaves
+            return response
         finally:
             limiter.release()
 
@@ -420,9 +436,9 @@ class Sandbox:
         allowed, headers, until = self.rpm.hit()
         if not allowed:
             return self._rate_limited(headers, until)
-        self._sleep()
         response = route.handler(request)
         response.headers.update(headers)
+        self._wait_out(request)
         return response
 
     def _rate_limited(self, headers: dict[str, str], until: float) -> Response:
@@ -449,24 +465,31 @@ class Sandbox:
     # ---- the wire ----------------------------------------------------------------------------
     def _send(self, h: _Handler, response: Response, close: bool = False) -> None:
         self.counters.add(f"response.{response.status}")
-        h.send_response(response.status)
-        h.send_header("Content-Type", response.content_type)
-        for name, value in response.headers.items():
-            h.send_header(name, value)
+        lines = [f"{h.protocol_version} {response.status} {_reason(response.status)}",
+                 f"Server: {h.version_string()}", f"Date: {h.date_time_string()}",
+                 f"Content-Type: {response.content_type}"]
+        lines += [f"{name}: {value}" for name, value in response.headers.items()]
         if close:
-            h.send_header("Connection", "close")
+            lines.append("Connection: close")
             h.close_connection = True
         if response.file is not None:
-            size = response.file.stat().st_size
-            h.send_header("Content-Length", str(size))
-            h.end_headers()
+            lines.append(f"Content-Length: {response.file.stat().st_size}")
+            h.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
             with open(response.file, "rb") as handle:
                 shutil.copyfileobj(handle, h.wfile, 1 << 20)
         else:
-            h.send_header("Content-Length", str(len(response.body)))
-            h.end_headers()
-            h.wfile.write(response.body)
+            # Head and body in one write: every socket call releases the GIL, and getting it back
+            # behind 15 busy handler threads costs milliseconds.
+            lines.append(f"Content-Length: {len(response.body)}")
+            h.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body)
         h.wfile.flush()
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def _read_chunked(stream: Any) -> bytes:

@@ -22,6 +22,7 @@ class Request:
     # For streamed uploads: the socket file and how many bytes of body are left to read.
     stream: BinaryIO | None = None
     content_length: int = 0
+    received: float = 0.0  # time.monotonic() when the request line arrived
 
     def json(self) -> Any:
         if not self.body:

@@ -106,3 +106,44 @@ def test_cli_prints_one_json_line_and_serves_until_terminated(tmp_path):
         assert process.wait(timeout=10) == 0
         process.stdout.close()
         process.stderr.close()
+
+
+def test_latency_counts_from_arrival_and_includes_processing(make_api, monkeypatch):
+    """The answer leaves latency_ms after the request arrived: the handler's time is not slept again,
+    and the upload keeps its in-flight slot while the rest is slept."""
+    from dataclasses import replace
+
+    from lib.sandbox import server
+
+    clock = {"now": 1000.0}
+    slept: list[tuple[float, int]] = []
+    api = make_api(profiles=20, latency_ms=100)
+    limiter = api.sb.limiters["upload"]
+
+    class FakeTime:
+        @staticmethod
+        def monotonic() -> float:
+            return clock["now"]
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            slept.append((round(seconds, 6), limiter.in_flight))
+
+    def slow_upload(request):  # 30 ms of "processing" on the fake clock
+        clock["now"] += 0.030
+        return upload(request)
+
+    key = ("clevertap", "POST", "upload")
+    upload = api.sb._routes[key].handler
+    monkeypatch.setitem(api.sb._routes, key, replace(api.sb._routes[key], handler=slow_upload))
+    monkeypatch.setattr(server, "time", FakeTime)
+    answer = api.upload([{"identity": "lat-1", "type": "profile", "profileData": {"Plan": "x"}}])
+    assert answer["status"] == "success"
+    assert slept == [(0.07, 1)]
+    assert limiter.in_flight == 0
+
+    clock["now"] += 1  # a handler slower than the latency answers at once, without sleeping
+    slept.clear()
+    api.sb.config = replace(api.sb.config, latency_ms=20)
+    assert api.upload([{"identity": "lat-2", "type": "profile", "profileData": {"Plan": "x"}}])["processed"] == 1
+    assert slept == []
