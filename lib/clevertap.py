@@ -217,17 +217,19 @@ def _profile_from_record(record: Mapping[str, Any]) -> Profile:
 _RECORD_NUMBER = re.compile(r"record number\s*:\s*(\d+)", re.IGNORECASE)
 
 
-def _record_position(item: Mapping[str, Any], batch: list[dict[str, Any]]) -> int | None:
-    """0-based position in the batch of one `unprocessed` entry: the 1-based number in the error
-    text when present, else the first record with the same identifier as the echo."""
+def _record_position(item: Mapping[str, Any], count: int, batch: Callable[[], list[dict[str, Any]]]
+                     ) -> int | None:
+    """0-based position in the batch (`count` records, `batch()` to read them) of one `unprocessed`
+    entry: the 1-based number in the error text when present, else the first record with the same
+    identifier as the echo."""
     match = _RECORD_NUMBER.search(str(item.get("error") or ""))
-    if match and 1 <= int(match.group(1)) <= len(batch):
+    if match and 1 <= int(match.group(1)) <= count:
         return int(match.group(1)) - 1
     echo = item.get("record")
     if isinstance(echo, dict):
         for key in ("identity", "objectId", "value"):
             if echo.get(key) is not None:
-                return next((i for i, r in enumerate(batch) if r.get(key) == echo.get(key)), None)
+                return next((i for i, r in enumerate(batch()) if r.get(key) == echo.get(key)), None)
     return None
 
 
@@ -235,18 +237,42 @@ def _encode(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def _subscription_entries(emails: list[str], status: str) -> list[dict[str, Any]]:
+def _check_status(status: str) -> None:
     if status not in SUBSCRIBE_STATUSES:
         raise ValueError(f"status must be one of {SUBSCRIBE_STATUSES}")
+
+
+def _subscription_entries(emails: list[str], status: str) -> list[dict[str, Any]]:
+    _check_status(status)
     return [{"type": "email", "value": e, "status": status} for e in emails]
 
 
-def _outcome(payload: Mapping[str, Any], batch: list[dict[str, Any]], index: int, start: int) -> BatchOutcome:
+def subscribe_body(emails: list[str], status: str) -> bytes:
+    """The /1/subscribe body `subscribe_batch(emails, status)` sends, byte for byte, built without
+    a dict per address (for callers that encode ahead of sending: `subscribe_encoded`)."""
+    _check_status(status)
+    quote = json.encoder.encode_basestring_ascii
+    tail = ',"status":' + quote(status) + "}"
+    return ('{"d":[' + ",".join(['{"type":"email","value":' + quote(e) + tail for e in emails]) + "]}").encode()
+
+
+def _outcome(payload: Mapping[str, Any], count: int, batch: Callable[[], list[dict[str, Any]]], index: int,
+             start: int) -> BatchOutcome:
+    """What one upload or subscribe call did to its `count` records (`batch()` reads them back, only
+    when an unprocessed entry must be matched by its echo)."""
     unprocessed = []
+    records: list[dict[str, Any]] | None = None
+
+    def read_batch() -> list[dict[str, Any]]:
+        nonlocal records
+        if records is None:
+            records = batch()
+        return records
+
     for item in payload.get("unprocessed") or []:
         if not isinstance(item, dict):
             continue
-        position = _record_position(item, batch)
+        position = _record_position(item, count, read_batch)
         code = item.get("code")
         unprocessed.append(Unprocessed(
             record_index=None if position is None else start + position,
@@ -254,8 +280,8 @@ def _outcome(payload: Mapping[str, Any], batch: list[dict[str, Any]], index: int
             error=str(item.get("error") or ""), record=item.get("record")))
     processed = payload.get("processed")
     if not isinstance(processed, int):
-        processed = len(batch) - len(unprocessed)
-    return BatchOutcome(index=index, start=start, sent=len(batch), processed=processed,
+        processed = count - len(unprocessed)
+    return BatchOutcome(index=index, start=start, sent=count, processed=processed,
                         unprocessed=tuple(unprocessed), status=str(payload.get("status") or ""))
 
 
@@ -496,6 +522,13 @@ class CleverTapClient:
             raise ValueError(f"At most {MAX_UPLOAD_BATCH} records per upload call")
         return self._post_batch("/1/upload", _encode({"d": records}), records, index, start)
 
+    def upload_encoded(self, body: bytes, count: int, *, index: int = 0, start: int = 0) -> BatchOutcome:
+        """`upload_batch` for records already encoded as a `{"d": [...]}` body of `count` records
+        (lib.export_plan.upload_body): the apply runner encodes ahead, off the sending threads."""
+        if count > MAX_UPLOAD_BATCH:
+            raise ValueError(f"At most {MAX_UPLOAD_BATCH} records per upload call")
+        return self._post_encoded("/1/upload", body, count, index, start)
+
     def upload_profiles(self, records: Iterable[dict[str, Any]], *, concurrency: int = 10,
                         on_batch: Callable[[BatchOutcome], None] | None = None) -> UploadResult:
         """Upload profile records in batches of 1000 with up to `concurrency` (≤15) calls in flight."""
@@ -507,6 +540,12 @@ class CleverTapClient:
             raise ValueError(f"At most {MAX_UPLOAD_BATCH} addresses per subscribe call")
         entries = _subscription_entries(emails, status)
         return self._post_batch("/1/subscribe", _encode({"d": entries}), entries, index, start)
+
+    def subscribe_encoded(self, body: bytes, count: int, *, index: int = 0, start: int = 0) -> BatchOutcome:
+        """`subscribe_batch` for a body built by `subscribe_body` with `count` addresses."""
+        if count > MAX_UPLOAD_BATCH:
+            raise ValueError(f"At most {MAX_UPLOAD_BATCH} addresses per subscribe call")
+        return self._post_encoded("/1/subscribe", body, count, index, start)
 
     def subscribe(self, emails: Iterable[str], status: str, *, concurrency: int = 10,
                   on_batch: Callable[[BatchOutcome], None] | None = None) -> UploadResult:
@@ -520,7 +559,11 @@ class CleverTapClient:
         # UNCONFIRMED for /1/subscribe: its reply shape; we read it as the upload reply (status,
         # processed, unprocessed), which is what third-party clients assume.
         payload = self._request("POST", path, data=body)
-        return _outcome(payload, entries, index, start)
+        return _outcome(payload, len(entries), lambda: entries, index, start)
+
+    def _post_encoded(self, path: str, body: bytes, count: int, index: int, start: int) -> BatchOutcome:
+        payload = self._request("POST", path, data=body)
+        return _outcome(payload, count, lambda: json.loads(body)["d"], index, start)
 
     def _run_batches(self, path: str, to_entries: Callable[[list[Any]], list[dict[str, Any]]],
                      items: Iterable[Any], concurrency: int,

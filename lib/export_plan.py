@@ -438,6 +438,30 @@ def upload_records(rows: Iterable[tuple[str, str, bool, str | None]], tag: str) 
     return records
 
 
+_quote = json.encoder.encode_basestring_ascii  # json.dumps' own string encoder (ensure_ascii)
+
+
+def upload_body(rows: Iterable[tuple[str, str, bool, str | None]], tag: str) -> tuple[bytes, int]:
+    """The /1/upload body of `upload_records(rows, tag)`, encoded, and its number of records.
+
+    Byte for byte `json.dumps({"d": upload_records(rows, tag)}, separators=(",", ":"))`, which is
+    what `CleverTapClient.upload_batch` sends; without building a dict per record first. A million
+    unsubscribes are a thousand such bodies, and json.dumps of the dicts cost the apply runner more
+    CPU per call than anything else. Rows with properties are rare enough to take the dict path.
+    """
+    shared = json.dumps(unsubscribe_data(tag), separators=(",", ":"))
+    opening = {key: "{" + _quote(key) + ":" for key in (KEY_IDENTITY, KEY_OBJECT_ID, KEY_EMAIL)}
+    parts = []
+    for row in rows:
+        key_type, key_value, unsubscribe, properties_json = row
+        if properties_json is None:
+            parts.append(f'{opening.get(key_type) or "{" + _quote(key_type) + ":"}{_quote(key_value)},'
+                         f'"type":"profile","profileData":{shared if unsubscribe else "{}"}}}')
+        else:
+            parts.append(json.dumps(upload_records([row], tag)[0], separators=(",", ":")))
+    return ('{"d":[' + ",".join(parts) + "]}").encode(), len(parts)
+
+
 def sample_payload(plan: ExportPlan, count: int = 3) -> dict[str, Any]:
     """The first `count` records exactly as the first call will send them."""
     head = plan.changes.head(count)

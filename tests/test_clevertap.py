@@ -213,6 +213,30 @@ def test_subscribe_body_and_status_check(scripted) -> None:
                                    b'{"type":"email","value":"c@d.com","status":"Unsubscribe"}]}')
 
 
+def test_encoded_batches_send_the_same_bytes_and_map_echoes(scripted) -> None:
+    emails = ["a@b.com", "ü@x.org", 'q"uote@x.org']
+    assert clevertap.subscribe_body(emails, "Resubscribe") == clevertap._encode(
+        {"d": clevertap._subscription_entries(emails, "Resubscribe")})
+    with pytest.raises(ValueError):
+        clevertap.subscribe_body(emails, "resubscribe")
+    # No record number in the text: the position comes from the echo, read back from the body.
+    reply = {"status": "partial", "processed": 2, "unprocessed": [
+        {"status": "fail", "code": 526, "error": "objectId is invalid.", "record": {"objectId": "bad"}}]}
+    server = scripted([(200, {}, reply), (200, {}, {"status": "success", "processed": 3, "unprocessed": []})])
+    records = [{"identity": "a", "type": "profile", "profileData": {}}, {"objectId": "bad", "type": "profile"},
+               {"identity": "c", "type": "profile", "profileData": {}}]
+    body = clevertap._encode({"d": records})
+    with scripted_client(server.url) as client:
+        outcome = client.upload_encoded(body, 3, index=2, start=2000)
+        subscribed = client.subscribe_encoded(clevertap.subscribe_body(emails, "Unsubscribe"), 3)
+        with pytest.raises(ValueError):
+            client.upload_encoded(b"{}", 1001)
+    assert [s.path for s in server.seen] == ["/1/upload", "/1/subscribe"] and server.seen[0].body == body
+    assert (outcome.sent, outcome.processed, outcome.index) == (3, 2, 2)
+    assert [(u.record_index, u.code) for u in outcome.unprocessed] == [(2001, 526)]
+    assert subscribed.processed == 3 and subscribed.sent == 3
+
+
 def test_failed_batch_stops_new_batches_and_raises(scripted, no_sleep) -> None:
     server = scripted([(200, {}, {"status": "success", "processed": 1000, "unprocessed": []}),
                        (400, {}, {"status": "fail", "error": "Bad request", "code": 400})])

@@ -10,7 +10,8 @@ import pytest
 from lib import columns as C
 from lib.export_plan import (DEFAULT_APPEND, MAX_KEY_BYTES, RUN_SOURCE, STAMP_PROPERTY, AppendColumn,
                              ExportOptions, build_plan, changes_csv, confirmation_phrase,
-                             property_name_errors, reason_counts, sample_payload)
+                             property_name_errors, reason_counts, resubscribe_data,
+                             sample_payload, upload_body, upload_records)
 from lib.merge import append_verdicts
 from tests.export_support import verdicts_for
 
@@ -73,6 +74,18 @@ def test_object_id_is_the_key_when_there_is_no_identity() -> None:
     assert list(plan.changes["key_type"]) == ["objectId", "objectId"]
     assert sample_payload(plan)["body"]["d"][0] == {
         "objectId": f"__{0:032x}", "type": "profile", "profileData": {"MSG-email": False, STAMP_PROPERTY: TAG}}
+
+
+def test_upload_body_is_the_encoded_records_byte_for_byte() -> None:
+    rows = [("identity", "a", True, None), ("objectId", '__q"uo\\te', True, None), ("identity", "ü-1", False, None),
+            ("identity", "b", True, '{"Clearout Status":"Invalid","Note":"é"}'),
+            ("identity", "c", False, json.dumps(resubscribe_data(TAG)))]
+    body, count = upload_body(rows, TAG)
+    assert count == 5
+    assert body == json.dumps({"d": upload_records(rows, TAG)}, separators=(",", ":")).encode()
+    assert json.loads(body)["d"][1] == {"objectId": '__q"uo\\te', "type": "profile",
+                                        "profileData": {"MSG-email": False, STAMP_PROPERTY: TAG}}
+    assert upload_body([], TAG) == (b'{"d":[]}', 0)
 
 
 def test_guardrail_share_and_phrase() -> None:
