@@ -1,10 +1,11 @@
 """Export runs: start a planned export, apply it batch by batch in a worker, read back, retry, undo.
 
 The store holds a run's state batch by batch: `start_run` records every planned change and creates
-the batches; the runner sends pending batches (≤1000 records, at most 15 in flight) and records each
-finished batch, its records' outcomes and an audit entry in one transaction. A restart therefore
-resumes with the batches not yet recorded and never resends a recorded one. A batch that was in
-flight when the process died is sent again: re-sending the same profile values is harmless.
+the batches; the runner sends pending batches (≤1000 records, at most 15 in flight) and records
+each answered batch, its records' outcomes and an audit entry in the store, a few batches per
+transaction (see `RunApplier._send`). A restart therefore resumes with the batches not yet recorded
+and never resends a recorded one. A batch that was in flight, or answered but not yet recorded, when
+the process died is sent again: re-sending the same profile values is harmless.
 
 Undo re-subscribes only profiles that the run changed from subscribed (their previous MSG-email was
 true, from the list or read just before sending) and that are still as the run left them, checked
@@ -28,21 +29,22 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import queue
 import threading
 import time
 import uuid
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
 import pandas as pd
 
 from lib import http
-from lib.clevertap import BatchOutcome, CleverTapClient, CleverTapError, Profile
+from lib.clevertap import BatchOutcome, CleverTapClient, CleverTapError, Profile, subscribe_body
 from lib.export_plan import (BATCH_SIZE, KEY_EMAIL, KEY_IDENTITY, METHOD_SUBSCRIBE, METHOD_UPLOAD,
                              STAMP_PROPERTY, ExportOptions, ExportPlan, PlanError, build_plan,
                              changes_table, confirmation_phrase, load_verified_rows, resubscribe_data,
-                             upload_records)
+                             upload_body)
 from lib.runtime import MissingSecretError
 from lib.store import Connection, ExportRun, ListRecord, Store, utc_now
 
@@ -55,6 +57,7 @@ READ_BACK_SAMPLE = 20
 READ_BACK_RETRY_S = 2.0     # UNCONFIRMED how soon an upload is readable: one more look after this
 UNDO_PREVIEW_MAX = 200      # an undo dry run checks the current state of up to this many profiles
 LEASE_SECONDS = 30.0
+RECORD_EVERY_S = 0.1        # answered batches wait at most this long to be recorded together
 SUBSCRIBE_STATUS, RESUBSCRIBE_STATUS = "Unsubscribe", "Resubscribe"
 
 SKIP_NOT_FOUND = "not found in CleverTap"
@@ -246,6 +249,16 @@ def undo_decision(profile: Profile | None, *, method: str, tag: str) -> str | No
 # ---- the runner -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class _Batch:
+    """A pending batch as read from the store; `body` is its encoded payload unless the runner
+    checks profiles first (undo), which decides what to send only just before sending."""
+    batch_no: int
+    rows: list[tuple[Any, ...]]  # Store.export_batch_rows
+    body: bytes | None
+    count: int
+
+
+@dataclass(frozen=True)
 class _BatchResult:
     batch_no: int
     row_nos: tuple[int, ...]  # rows sent, in payload order
@@ -331,43 +344,73 @@ class RunApplier:
     def _send(self, pending: list[int]) -> str | None:
         """Send `pending` batches with `concurrency` calls in flight; the first error message, if any.
 
-        Up to one extra batch per worker waits in the pool's queue, so a worker whose call returns
-        starts the next one at once instead of waiting for this thread to record and submit: the
-        15 slots stay busy. Queued batches are not in flight (only `concurrency` workers send);
-        after a failure or a stop they return unsent and stay pending.
+        This thread reads and encodes the batches and hands them to `concurrency` sending threads,
+        keeping one more per sender queued, so a sender whose call returns starts the next one at
+        once: the slots stay busy and a sender's own work is the HTTP call alone. Queued batches
+        are not in flight (only `concurrency` threads send); after a failure or a stop they return
+        unsent and stay pending.
+
+        Answered batches are recorded together, one transaction per `concurrency` answers or per
+        RECORD_EVERY_S, whichever comes first (at once after a failure, a stop or the last answer):
+        a transaction per batch cost more than the rest of the runner's bookkeeping. A batch is
+        recorded only after CleverTap answered it, so a recorded batch is never sent again. The
+        crash window: batches answered in the last RECORD_EVERY_S before the process dies are not
+        recorded and are sent again on resume, which re-sends the same values (harmless; an undo
+        batch re-reads its profiles first). Nothing answered is recorded as anything else.
         """
         failure: str | None = None
-        queue = iter(pending)
-        queued: set[Future[_BatchResult | None]] = set()
+        batches = iter(pending)
+        answered: queue.SimpleQueue[Future[_BatchResult | None]] = queue.SimpleQueue()
+        outstanding = 0
+        unrecorded: list[_BatchResult] = []
+        oldest = 0.0
         next_check = time.monotonic() + 0.5
         self._halt.clear()
         try:
             with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="export-batch") as pool:
                 while True:
-                    while failure is None and not self.stop.is_set() and len(queued) < 2 * self.concurrency:
-                        batch_no = next(queue, None)
+                    while failure is None and not self.stop.is_set() and outstanding < 2 * self.concurrency:
+                        batch_no = next(batches, None)
                         if batch_no is None:
                             break
-                        queued.add(pool.submit(self._send_batch, batch_no))
-                    if not queued:
+                        pool.submit(self._send_batch, self._prepare(batch_no)).add_done_callback(answered.put)
+                        outstanding += 1
+                    if not outstanding:
+                        self._record(unrecorded)
                         return failure
                     # Woken at least twice a second: the lease is renewed and a stop is seen even
                     # while slow batches (an undo reads every profile first) are in flight.
-                    done, queued = wait(queued, timeout=0.5, return_when=FIRST_COMPLETED)
-                    results = [r for r in (future.result() for future in done) if r is not None]
-                    # Batches that finished together share one transaction: fewer commits per batch.
-                    self.store.finish_export_batches(self.run.id, [self._record(r) for r in results])
-                    for result in results:
+                    wait_s = max(0.0, oldest + RECORD_EVERY_S - time.monotonic()) if unrecorded else 0.5
+                    futures = _take(answered, min(wait_s, 0.5))
+                    outstanding -= len(futures)
+                    for result in (future.result() for future in futures):
+                        if result is None:
+                            continue
+                        if not unrecorded:
+                            oldest = time.monotonic()
+                        unrecorded.append(result)
                         if result.error is not None:
                             failure = failure or result.error
                             self._halt.set()
-                        if self.on_batch is not None:
-                            self.on_batch(result.batch_no)
+                    if unrecorded and (failure is not None or self.stop.is_set() or not outstanding
+                                       or len(unrecorded) >= self.concurrency
+                                       or time.monotonic() >= oldest + RECORD_EVERY_S):
+                        recording, unrecorded = unrecorded, []
+                        self._record(recording)
                     if time.monotonic() >= next_check:
                         next_check = time.monotonic() + 0.5
                         self._check_still_wanted()
         finally:
             self._halt.set()  # whatever ends the loop (even an exception), queued batches stay unsent
+
+    def _record(self, results: list[_BatchResult]) -> None:
+        """Record answered batches in one transaction, then tell `on_batch` about each."""
+        if not results:
+            return
+        self.store.finish_export_batches(self.run.id, [self._finish_args(r) for r in results])
+        if self.on_batch is not None:
+            for result in results:
+                self.on_batch(result.batch_no)
 
     def _check_still_wanted(self) -> None:
         """Stop when the run was stopped from a page, or another worker took it over."""
@@ -377,10 +420,21 @@ class RunApplier:
                                                                           lease_seconds=LEASE_SECONDS):
             self.stop.set()
 
-    def _send_batch(self, batch_no: int) -> _BatchResult | None:
+    def _prepare(self, batch_no: int) -> _Batch:
+        rows = self.store.export_batch_rows(self.run.id, batch_no)
+        if self.checks_first:
+            return _Batch(batch_no, rows, None, 0)
+        return _Batch(batch_no, rows, *self._encode(rows))
+
+    def _encode(self, rows: list[tuple[Any, ...]]) -> tuple[bytes, int]:
+        if self.run.method == METHOD_SUBSCRIBE:
+            return subscribe_body([r[2] for r in rows], self._status), len(rows)
+        return upload_body(((r[1], r[2], bool(r[4]), r[6]) for r in rows), self.run.tag)
+
+    def _send_batch(self, batch: _Batch) -> _BatchResult | None:
         if self._halt.is_set() or self.stop.is_set():
             return None  # queued behind a failure or a stop: not sent, stays pending
-        rows = self.store.export_batch_rows(self.run.id, batch_no)
+        batch_no, rows, body, count = batch.batch_no, batch.rows, batch.body, batch.count
         skipped: list[tuple[int, str]] = []
         try:
             if self.checks_first:
@@ -389,18 +443,18 @@ class RunApplier:
                              for p in profiles]
                 skipped = [(r[0], why) for r, why in zip(rows, decisions) if why is not None]
                 rows = [r for r, why in zip(rows, decisions) if why is None]
+                body, count = self._encode(rows) if rows else (b"", 0)
             if not rows:
                 outcome = BatchOutcome(index=batch_no, start=0, sent=0, processed=0, unprocessed=(), status="success")
             elif self.run.method == METHOD_SUBSCRIBE:
-                outcome = self.client.subscribe_batch([r[2] for r in rows], self._status, index=batch_no)
+                outcome = self.client.subscribe_encoded(body, count, index=batch_no)
             else:
-                records = upload_records(((r[1], r[2], bool(r[4]), r[6]) for r in rows), self.run.tag)
-                outcome = self.client.upload_batch(records, index=batch_no)
+                outcome = self.client.upload_encoded(body, count, index=batch_no)
         except CleverTapError as exc:
             return _BatchResult(batch_no, tuple(r[0] for r in rows), tuple(skipped), None, exc.message)
         return _BatchResult(batch_no, tuple(r[0] for r in rows), tuple(skipped), outcome, None)
 
-    def _record(self, result: _BatchResult) -> dict[str, Any]:
+    def _finish_args(self, result: _BatchResult) -> dict[str, Any]:
         """The arguments of `Store.finish_export_batch` for one sent batch."""
         audit = {"actor": self.run.actor, "account_id": self.run.account_id, "region": self.run.region,
                  "endpoint": self._endpoint, "records": len(result.row_nos)}
@@ -417,6 +471,19 @@ class RunApplier:
                     skipped=result.skipped,
                     audit={**audit, "processed": outcome.processed, "unprocessed": len(outcome.unprocessed),
                            "outcome": outcome.status or "success", "detail": detail} if result.row_nos else None)
+
+
+def _take(answered: queue.SimpleQueue[Any], timeout: float) -> list[Any]:
+    """Everything in `answered` now, waiting up to `timeout` for the first item."""
+    try:
+        items = [answered.get(timeout=timeout) if timeout > 0 else answered.get_nowait()]
+    except queue.Empty:
+        return []
+    while True:
+        try:
+            items.append(answered.get_nowait())
+        except queue.Empty:
+            return items
 
 
 # ---- the worker -----------------------------------------------------------------------------------
