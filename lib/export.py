@@ -429,7 +429,7 @@ class RunApplier:
     def _encode(self, rows: list[tuple[Any, ...]]) -> tuple[bytes, int]:
         if self.run.method == METHOD_SUBSCRIBE:
             return subscribe_body([r[2] for r in rows], self._status), len(rows)
-        return upload_body(((r[1], r[2], bool(r[4]), r[6]) for r in rows), self.run.tag)
+        return upload_body((r[1:] for r in rows), self.run.tag)  # (key_type, key_value, unsubscribe, properties)
 
     def _send_batch(self, batch: _Batch) -> _BatchResult | None:
         if self._halt.is_set() or self.stop.is_set():
