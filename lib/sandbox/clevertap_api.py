@@ -233,6 +233,15 @@ def check_record(record: Any) -> ProfileChange | str:
 
     Raises RecordError with the per-record code otherwise.
     """
+    if type(record) is dict and len(record) == 3:
+        # The usual shape, {"identity": str, "type": "profile", "profileData": {...}}: with exactly
+        # these keys there is no objectId, ts or other identifier to look at.
+        identity, data = record.get("identity"), record.get("profileData")
+        if type(identity) is str and type(data) is dict and record.get("type") == "profile":
+            identity = identity.strip()
+            if identity:
+                changes, msg_email, custom = _checked_profile_data(data)
+                return _new_tuple(ProfileChange, (identity, None, changes, msg_email, custom))
     if type(record) is not dict:
         raise RecordError(524)
     kind = record.get("type")
