@@ -250,11 +250,12 @@ def undo_decision(profile: Profile | None, *, method: str, tag: str) -> str | No
 
 @dataclass(frozen=True)
 class _Batch:
-    """A pending batch as read from the store; `body` is its encoded payload unless the runner
-    checks profiles first (undo), which decides what to send only just before sending."""
+    """A pending batch as read from the store: its encoded payload, or for a runner that checks
+    profiles first (undo), which decides what to send only just before sending, its rows."""
     batch_no: int
-    rows: list[tuple[Any, ...]]  # Store.export_batch_rows
-    body: bytes | None
+    row_nos: tuple[int, ...]
+    rows: list[tuple[Any, ...]] | None  # Store.export_batch_rows, kept only when checking first
+    body: bytes
     count: int
 
 
@@ -422,9 +423,10 @@ class RunApplier:
 
     def _prepare(self, batch_no: int) -> _Batch:
         rows = self.store.export_batch_rows(self.run.id, batch_no)
+        row_nos = tuple(r[0] for r in rows)
         if self.checks_first:
-            return _Batch(batch_no, rows, None, 0)
-        return _Batch(batch_no, rows, *self._encode(rows))
+            return _Batch(batch_no, row_nos, rows, b"", 0)
+        return _Batch(batch_no, row_nos, None, *self._encode(rows))
 
     def _encode(self, rows: list[tuple[Any, ...]]) -> tuple[bytes, int]:
         if self.run.method == METHOD_SUBSCRIBE:
@@ -434,25 +436,27 @@ class RunApplier:
     def _send_batch(self, batch: _Batch) -> _BatchResult | None:
         if self._halt.is_set() or self.stop.is_set():
             return None  # queued behind a failure or a stop: not sent, stays pending
-        batch_no, rows, body, count = batch.batch_no, batch.rows, batch.body, batch.count
+        batch_no, row_nos, body, count = batch.batch_no, batch.row_nos, batch.body, batch.count
         skipped: list[tuple[int, str]] = []
         try:
-            if self.checks_first:
+            if batch.rows is not None:
+                rows = batch.rows
                 profiles = read_profiles(self.client, [(r[1], r[2]) for r in rows])
                 decisions = [undo_decision(p, method=self.run.method, tag=self.run.policy.get("undo_tag", ""))
                              for p in profiles]
                 skipped = [(r[0], why) for r, why in zip(rows, decisions) if why is not None]
                 rows = [r for r, why in zip(rows, decisions) if why is None]
+                row_nos = tuple(r[0] for r in rows)
                 body, count = self._encode(rows) if rows else (b"", 0)
-            if not rows:
+            if not row_nos:
                 outcome = BatchOutcome(index=batch_no, start=0, sent=0, processed=0, unprocessed=(), status="success")
             elif self.run.method == METHOD_SUBSCRIBE:
                 outcome = self.client.subscribe_encoded(body, count, index=batch_no)
             else:
                 outcome = self.client.upload_encoded(body, count, index=batch_no)
         except CleverTapError as exc:
-            return _BatchResult(batch_no, tuple(r[0] for r in rows), tuple(skipped), None, exc.message)
-        return _BatchResult(batch_no, tuple(r[0] for r in rows), tuple(skipped), outcome, None)
+            return _BatchResult(batch_no, row_nos, tuple(skipped), None, exc.message)
+        return _BatchResult(batch_no, row_nos, tuple(skipped), outcome, None)
 
     def _finish_args(self, result: _BatchResult) -> dict[str, Any]:
         """The arguments of `Store.finish_export_batch` for one sent batch."""
