@@ -18,8 +18,9 @@ tell apart).
 The "run id" property that Append can write holds the run's tag (also shown in History), not the
 store's integer id: two installations writing to one project would both have a run 1.
 
-The payload of a record is built by `upload_records` / `subscribe_values` only: the dry run's sample,
-the apply runner and undo all use them, so the sample is byte for byte what is sent.
+The payload of a record is built by `upload_records` only (the dry run's sample), or by `upload_body`,
+its byte-for-byte encoding that the apply runner and undo send; so the sample is what is sent.
+Address-only lists send `lib.clevertap.subscribe_body`, the encoding of the client's own entries.
 """
 from __future__ import annotations
 
