@@ -29,16 +29,8 @@ EMAIL_HEADERS = ("email", "emails", "emailaddress")  # compared with spaces remo
 CHUNK_BYTES = 64 * 1024
 
 
-class ClearoutError(Exception):
-    """A Clearout call failed; `str()` says what to do. Carries HTTP status, API code, server text."""
-
-    def __init__(self, message: str, *, status: int | None = None, code: int | None = None,
-                 server_message: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-        self.server_message = server_message
+class ClearoutError(http.ApiError):
+    """A Clearout call failed; the base of every Clearout client error."""
 
 
 class ClearoutAuthError(ClearoutError):

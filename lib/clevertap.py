@@ -54,16 +54,8 @@ IN_PROGRESS_MAX_WAIT = 15.0
 IN_PROGRESS_TOTAL_WAIT = 600.0
 
 
-class CleverTapError(Exception):
-    """A CleverTap call failed; `str()` says what to do. Carries HTTP status, API code, server text."""
-
-    def __init__(self, message: str, *, status: int | None = None, code: int | None = None,
-                 server_message: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-        self.server_message = server_message
+class CleverTapError(http.ApiError):
+    """A CleverTap call failed; the base of every CleverTap client error."""
 
 
 class CleverTapAuthError(CleverTapError):
@@ -384,7 +376,7 @@ class CleverTapClient:
         if status in (401, 403) or code in (401, 403):
             return CleverTapAuthError(
                 f"CleverTap rejected project id {self.account_id} or its passcode in region "
-                f"{self.region}: check both (Settings → Projects in the dashboard){said}", **fields)
+                f"{self.region}: check both in the dashboard under Settings → Projects{said}", **fields)
         if status == 429:
             return CleverTapRateLimitError(
                 "CleverTap says too many requests are running for this project: wait a minute and "

@@ -30,6 +30,22 @@ MAX_HINT_SECONDS = 60.0
 TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
+class ApiError(Exception):
+    """A remote API call failed; `str()` says what to do. Carries HTTP status, API code, server text.
+
+    Each client derives its own hierarchy from it (CleverTapError, ClearoutError), so callers catch
+    one client's errors without catching the other's.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, code: int | None = None,
+                 server_message: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.server_message = server_message
+
+
 def should_retry(status: int | None, attempt: int, max_retries: int) -> bool:
     """True when a reply (or a timeout/connection error, `status=None`) deserves another attempt.
 
