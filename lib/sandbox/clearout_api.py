@@ -64,6 +64,15 @@ def _bad_body() -> Response:
     return json_response(400, {"status": "failed", "error": {"message": "Invalid JSON payload"}})
 
 
+def _json_object(req: Request) -> dict[str, Any] | Response:
+    """The request's JSON object body, or the 400 answer for anything else."""
+    try:
+        body = req.json()
+    except BadRequestBody:
+        return _bad_body()
+    return body if isinstance(body, dict) else _bad_body()
+
+
 def _required_string(body: dict[str, Any], field: str) -> str | Response:
     if field not in body:
         return validation_failed(field, f'"{field}" is required', "any.required")
@@ -99,12 +108,9 @@ class ClearoutApi:
 
     # ---- instant verify ----------------------------------------------------------------------
     def instant(self, req: Request) -> Response:
-        try:
-            body = req.json()
-        except BadRequestBody:
-            return _bad_body()
-        if not isinstance(body, dict):
-            return _bad_body()
+        body = _json_object(req)
+        if isinstance(body, Response):
+            return body
         email = _required_string(body, "email")
         if isinstance(email, Response):
             return email
@@ -204,12 +210,9 @@ class ClearoutApi:
                 shutil.rmtree(folder, ignore_errors=True)
 
     def _list_from_body(self, req: Request) -> BulkList | Response:
-        try:
-            body = req.json()
-        except BadRequestBody:
-            return _bad_body()
-        if not isinstance(body, dict):
-            return _bad_body()
+        body = _json_object(req)
+        if isinstance(body, Response):
+            return body
         list_id = _required_string(body, "list_id")
         if isinstance(list_id, Response):
             return list_id
@@ -266,11 +269,10 @@ class ClearoutApi:
         return json_response(200, {"status": "success", "data": self._list_summary(item)})
 
     def remove(self, req: Request) -> Response:
-        try:
-            body = req.json()
-        except BadRequestBody:
-            return _bad_body()
-        if isinstance(body, dict) and "ignore_result" in body and not isinstance(body["ignore_result"], bool):
+        body = _json_object(req)
+        if isinstance(body, Response):
+            return body
+        if "ignore_result" in body and not isinstance(body["ignore_result"], bool):
             return validation_failed("ignore_result", '"ignore_result" must be a boolean', "boolean.base")
         item = self._list_from_body(req)
         if isinstance(item, Response):
