@@ -13,10 +13,11 @@ import os
 import secrets
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -44,7 +45,7 @@ class ScanError(ValueError):
 
 def iso(epoch: float) -> str:
     """Clearout's timestamp format: ISO 8601, UTC, milliseconds, Z."""
-    moment = datetime.fromtimestamp(epoch, timezone.utc)
+    moment = datetime.fromtimestamp(epoch, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -140,7 +141,7 @@ class BulkList:
     results_file: str | None = None    # name of the ready result file inside the list directory
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "BulkList":
+    def from_dict(cls, raw: dict[str, Any]) -> BulkList:
         return cls(**raw)
 
 

@@ -8,14 +8,23 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 from lib.sandbox import verdicts
-from lib.sandbox.bulk import (MAX_RUNNING, RUNNING, BulkList, BulkRegistry, ScanError, iso, scan_csv,
-                              xlsx_to_csv)
+from lib.sandbox.bulk import (
+    MAX_RUNNING,
+    RUNNING,
+    BulkList,
+    BulkRegistry,
+    ScanError,
+    iso,
+    scan_csv,
+    xlsx_to_csv,
+)
 from lib.sandbox.credits import CreditLedger
 from lib.sandbox.limits import Counters
 from lib.sandbox.multipart import MultipartError, boundary_of, read_form
@@ -41,8 +50,8 @@ MESSAGES = {
     1116: "List is not in the cancellable stage",
 }
 # UNCONFIRMED: the error for a repeated upload (same name and size) without ignore_duplicate_file.
-DUPLICATE_FILE = (1005, "Duplicate file: a file with the same name and size was uploaded recently, "
-                        "set ignore_duplicate_file to 'true' to verify it again")
+DUPLICATE_FILE = (1005, ("Duplicate file: a file with the same name and size was uploaded recently, "
+                         "set ignore_duplicate_file to 'true' to verify it again"))
 # UNCONFIRMED: removing a list that is still being verified (documented as not allowed).
 REMOVE_RUNNING = (1116, "List is not in the removable stage, it is still being verified")
 INVALID_FORMAT = "Invalid file format, support file formats - ['csv', 'xlsx']"
@@ -98,8 +107,8 @@ class ClearoutApi:
     def getcredits(self, req: Request) -> Response:
         self.bulk.settle()
         balance = self.credits.balance
-        now = datetime.fromtimestamp(self.clock(), timezone.utc)
-        reset = datetime(now.year, now.month, now.day, tzinfo=timezone.utc) + timedelta(days=1)
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        reset = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
         return json_response(200, {"status": "success", "data": {
             "available_credits": balance,
             "credits": {"available": balance, "subs": None, "available_daily_verify_limit": None,
@@ -248,7 +257,7 @@ class ClearoutApi:
 
     def _signed_url(self, token: str, name: str) -> str:
         """Shaped like Clearout's pre-signed S3 link; only the token in the path matters here."""
-        now = datetime.fromtimestamp(self.clock(), timezone.utc)
+        now = datetime.fromtimestamp(self.clock(), UTC)
         amz_date = now.strftime("%Y%m%dT%H%M%SZ")
         signature = hashlib.sha256(f"{token}:{amz_date}".encode()).hexdigest()
         credential = quote(f"SANDBOX/{now:%Y%m%d}/ap-south-1/s3/aws4_request", safe="")

@@ -9,9 +9,10 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from functools import lru_cache
-from datetime import date, datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -416,7 +417,7 @@ class CleverTapApi:
         if event is not None and event != "-1" and event not in EVENTS:
             return json_response(400, INVALID_EVENT)
         query: dict[str, Any] = {"event": None if event in (None, "-1") else event}
-        today = datetime.fromtimestamp(self.clock(), timezone.utc).date()
+        today = datetime.fromtimestamp(self.clock(), UTC).date()
         dates = {}
         for name in ("from", "to"):
             raw = body.get(name)
@@ -518,7 +519,7 @@ class CleverTapApi:
         query = self._query(req)
         if isinstance(query, Response):
             return query
-        count = int(len(self._members_of(query)))
+        count = len(self._members_of(query))
         with self._lock:
             self._next_req_id += 7919
             req_id = self._next_req_id

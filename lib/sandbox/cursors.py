@@ -30,7 +30,7 @@ class CursorState:
     created: float          # epoch of the POST; cursors expire relative to it
     first: bool             # the cursor the POST returned (the one that may be "still in progress")
 
-    def at(self, offset: int) -> "CursorState":
+    def at(self, offset: int) -> CursorState:
         return replace(self, offset=offset, first=False)
 
 

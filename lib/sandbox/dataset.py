@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from array import array
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -82,7 +82,7 @@ class Dataset:
         self.count = count
         self.anchor = anchor
         self.anchor_epoch = int(datetime(anchor.year, anchor.month, anchor.day,
-                                         tzinfo=timezone.utc).timestamp())
+                                         tzinfo=UTC).timestamp())
         rng = np.random.default_rng([seed, 0xC1E7])
         n = count
         self.first = rng.integers(0, len(pools.FIRST_NAMES), n, dtype=np.uint16)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 _CHUNK = 1 << 20
 _MAX_FIELD_BYTES = 1 << 16

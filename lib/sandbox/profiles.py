@@ -15,7 +15,8 @@ import hashlib
 import json
 import threading
 from array import array
-from typing import Any, Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 import numpy as np
 

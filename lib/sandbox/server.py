@@ -16,22 +16,34 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from lib.sandbox.bulk import BulkRegistry
 from lib.sandbox.clearout_api import ClearoutApi, serve_result_file
-from lib.sandbox.clevertap_api import (AUTH_INVALID, NOT_FOUND, TOO_MANY_CONCURRENT, WRONG_REGION,
-                                       CleverTapApi)
+from lib.sandbox.clevertap_api import (
+    AUTH_INVALID,
+    NOT_FOUND,
+    TOO_MANY_CONCURRENT,
+    WRONG_REGION,
+    CleverTapApi,
+)
 from lib.sandbox.config import REGIONS, SandboxConfig, derive_credentials, derive_key
 from lib.sandbox.credits import CreditLedger
 from lib.sandbox.dataset import Dataset
-from lib.sandbox.limits import Clock, ConcurrencyLimiter, Counters, FaultInjector, RpmLimiter
+from lib.sandbox.limits import (
+    Clock,
+    ConcurrencyLimiter,
+    Counters,
+    FaultInjector,
+    RpmLimiter,
+)
 from lib.sandbox.profiles import ProfileStore
 from lib.sandbox.state import StateStore
 from lib.sandbox.wire import Request, Response, json_response
@@ -67,7 +79,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256  # socketserver's default of 5 resets bursts of 20 parallel connects
 
-    def __init__(self, address: tuple[str, int], sandbox: "Sandbox") -> None:
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
         self.sandbox = sandbox
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
@@ -110,7 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # no access log: request lines carry emails in query strings
 
 
@@ -124,7 +136,7 @@ class Sandbox:
         self.passcode = credentials.passcode
         self.clearout_token = credentials.clearout_token
         self.region = self.config.region.upper()
-        self.anchor_date: date = datetime.now(timezone.utc).date()
+        self.anchor_date: date = datetime.now(UTC).date()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._tempdir: str | None = None
@@ -134,7 +146,7 @@ class Sandbox:
         return f"Sandbox(port={self.port}, region={self.region}, seed={self.config.seed})"
 
     # ---- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> "Sandbox":
+    def start(self) -> Sandbox:
         if self._server is not None:
             return self
         cfg = self.config
@@ -144,7 +156,7 @@ class Sandbox:
         else:
             self._tempdir = tempfile.mkdtemp(prefix="sandbox-")
             root = Path(self._tempdir)
-        self.anchor_date = datetime.now(timezone.utc).date()
+        self.anchor_date = datetime.now(UTC).date()
         self.clock = Clock()
         self.counters = Counters()
         self.dataset = Dataset(cfg.seed, cfg.profiles, self.anchor_date)
@@ -189,7 +201,7 @@ class Sandbox:
             shutil.rmtree(self._tempdir, ignore_errors=True)
             self._tempdir = None
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -349,7 +361,7 @@ class Sandbox:
             if not body_read:
                 _drain(request)
             self._send(h, response, close=response.close)
-        except (ConnectionError, socket.timeout):
+        except (TimeoutError, ConnectionError):
             h.close_connection = True
         except Exception:  # a sandbox bug: answer 500 rather than hang the client
             log.exception("sandbox handler failed for %s %s", h.command, split.path)
@@ -442,7 +454,7 @@ class Sandbox:
         return response
 
     def _rate_limited(self, headers: dict[str, str], until: float) -> Response:
-        when = datetime.fromtimestamp(until, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        when = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         return json_response(429, {"status": "failed", "error": {
             "code": 1030, "message": _RATE_LIMITED.format(when=when)}}, headers)
 

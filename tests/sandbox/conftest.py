@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import requests

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, timedelta
 from urllib.parse import quote
 
 import pytest
@@ -69,8 +69,8 @@ def test_cursor_export_pages_until_next_cursor_is_absent(api):
 
 
 def _epoch(day) -> int:
-    from datetime import datetime, timezone
-    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp())
+    from datetime import datetime
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
 def _count(api, query) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import re
 from collections import Counter
+from datetime import UTC
 
 import pandas as pd
 import requests
@@ -24,7 +25,7 @@ def test_the_dataset_has_the_defects_of_real_lists(api):
     assert len(records) == 2_000
     emails = [r.get("email") for r in records]
     present = [e for e in emails if e is not None]
-    share = lambda n: n / len(records)  # noqa: E731
+    share = lambda n: n / len(records)
     assert 0.02 < share(emails.count(None)) < 0.07                                     # missing
     assert 0.01 < share(sum(e != e.strip() for e in present)) < 0.05                   # spaces
     assert 0.005 < share(sum(not is_valid_syntax(normalise_email(e)) for e in present)) < 0.04
@@ -48,10 +49,10 @@ def test_the_dataset_has_the_defects_of_real_lists(api):
 
 
 def test_event_dates_fall_in_the_90_days_before_the_anchor(api):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     anchor = datetime(api.sb.anchor_date.year, api.sb.anchor_date.month, api.sb.anchor_date.day,
-                      tzinfo=timezone.utc).timestamp()
+                      tzinfo=UTC).timestamp()
     seen = [e for r in api.all_records() for e in r["events"].values()]
     assert seen
     assert all(anchor - 91 * 86400 <= e["first_seen"] <= e["last_seen"] < anchor for e in seen)
