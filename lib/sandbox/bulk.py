@@ -108,18 +108,6 @@ def scan_csv(path: Path) -> Scan:
     return Scan(encoding, header, index, len(normalised), len(unique), len(unique) - tests)
 
 
-def xlsx_to_csv(source: Path, target: Path) -> None:
-    from lib.sandbox.xlsx import XlsxError, read_rows
-
-    try:
-        with open(target, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle)
-            for row in read_rows(source):
-                writer.writerow(row)
-    except (XlsxError, KeyError, ValueError) as exc:
-        raise ScanError(f"Unable to read the workbook: {exc}") from None
-
-
 @dataclass
 class BulkList:
     list_id: str

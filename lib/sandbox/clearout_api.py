@@ -23,7 +23,6 @@ from lib.sandbox.bulk import (
     ScanError,
     iso,
     scan_csv,
-    xlsx_to_csv,
 )
 from lib.sandbox.credits import CreditLedger
 from lib.sandbox.limits import Counters
@@ -33,7 +32,7 @@ from lib.sandbox.wire import BadRequestBody, Request, Response, json_response
 MAX_TIMEOUT_MS = 180_000
 DEFAULT_TIMEOUT_MS = 130_000
 OPTIMIZE_VALUES = ("highest_accuracy", "fastest_turnaround")
-FILE_FORMATS = (".csv", ".xlsx")
+FILE_FORMATS = (".csv", ".xlsx")  # what Clearout accepts (its 400 for anything else names both)
 LOW_CREDIT_THRESHOLD = 50
 
 MESSAGES = {
@@ -55,6 +54,8 @@ DUPLICATE_FILE = (1005, ("Duplicate file: a file with the same name and size was
 # UNCONFIRMED: removing a list that is still being verified (documented as not allowed).
 REMOVE_RUNNING = (1116, "List is not in the removable stage, it is still being verified")
 INVALID_FORMAT = "Invalid file format, support file formats - ['csv', 'xlsx']"
+# Not Clearout's behaviour: the app uploads CSV only, so the sandbox has no spreadsheet reader.
+CSV_ONLY = "The sandbox reads CSV files only; convert the .xlsx file to CSV before uploading it"
 
 
 def failed(http_status: int, code: int, message: str | None = None, **fmt: Any) -> Response:
@@ -173,6 +174,8 @@ class ClearoutApi:
         extension = os.path.splitext(filename)[1].lower()
         if extension not in FILE_FORMATS:
             return json_response(400, {"status": "failed", "error": {"message": INVALID_FORMAT}})
+        if extension != ".csv":
+            return json_response(400, {"status": "failed", "error": {"message": CSV_ONLY}})
         optimize = form.fields.get("optimize", OPTIMIZE_VALUES[0])
         if optimize not in OPTIMIZE_VALUES:
             return validation_failed("optimize", '"optimize" must be one of [highest_accuracy, '
@@ -190,10 +193,7 @@ class ClearoutApi:
         accepted = False
         try:
             target = folder / "input.csv"
-            if extension == ".xlsx":
-                xlsx_to_csv(upload.path, target)
-            else:
-                shutil.move(upload.path, target)
+            shutil.move(upload.path, target)
             try:
                 scan = scan_csv(target)
             except ScanError as exc:

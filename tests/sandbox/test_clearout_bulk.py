@@ -90,7 +90,7 @@ def test_result_url_expires_and_results_expire(make_api):
 
 
 @pytest.mark.parametrize("name", ["list.txt", "list.csv.zip", "list", "list.xls"])
-def test_only_csv_and_xlsx_files(make_api, name):
+def test_other_formats_get_clearouts_400(make_api, name):
     api = make_api(profiles=20)
     response = api.bulk(name, _csv(EMAILS))
     assert response.status_code == 400
@@ -111,24 +111,19 @@ def test_no_email_column_is_1004(make_api, header):
     assert api.sb.stats()["running_bulk_lists"] == 0
 
 
-def test_xlsx_upload(make_api, tmp_path):
-    import xlsxwriter
-
-    path = tmp_path / "book.xlsx"
-    workbook = xlsxwriter.Workbook(str(path))
-    sheet = workbook.add_worksheet()
-    for row, values in enumerate([["Name", "Email", "Score"], ["A", "valid@example.com", 1],
-                                  ["B", "invalid@example.com", 2.5]]):
-        sheet.write_row(row, 0, values)
-    workbook.close()
-    api = make_api(profiles=20, bulk_seconds=0.1)
-    list_id = api.bulk("book.xlsx", path.read_bytes()).json()["data"]["list_id"]
-    api.wait_completed(list_id)
-    url, frame = _download(api, list_id)
-    assert "book_clearout_results.csv" in url
-    assert list(frame["Email"]) == ["valid@example.com", "invalid@example.com"]
-    assert list(frame["Clearout Verification Status"]) == ["Valid", "Invalid"]
-    assert list(frame["Score"]) == ["1", "2.5"]
+@pytest.mark.parametrize("name", ["book.xlsx", "BOOK.XLSX"])
+def test_xlsx_is_refused_the_sandbox_reads_csv_only(make_api, name):
+    """Clearout accepts .xlsx; the sandbox does not (the app uploads CSV only) and says so."""
+    api = make_api(profiles=20)
+    before = api.credits()
+    response = api.bulk(name, b"PK\x03\x04 not read at all")
+    assert response.status_code == 400
+    assert response.json() == {"status": "failed", "error": {
+        "message": "The sandbox reads CSV files only; convert the .xlsx file to CSV before uploading it"}}
+    assert api.credits() == before  # the connection is still usable, and nothing was charged
+    stats = api.sb.stats()
+    assert stats["bulk_uploads_accepted"] == 0 and stats["running_bulk_lists"] == 0
+    assert list((api.sb.bulk.directory / "_incoming").iterdir()) == []
 
 
 def test_duplicate_file_needs_ignore_duplicate_file(make_api):
