@@ -13,5 +13,6 @@ from __future__ import annotations
 
 from lib.sandbox.config import REGIONS, SandboxConfig
 from lib.sandbox.server import Sandbox
+from lib.sandbox.state import StateDirBusy, StateMismatch
 
-__all__ = ["REGIONS", "Sandbox", "SandboxConfig"]
+__all__ = ["REGIONS", "Sandbox", "SandboxConfig", "StateDirBusy", "StateMismatch"]

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 
-from lib.sandbox import Sandbox, SandboxConfig
+from lib.sandbox import Sandbox, SandboxConfig, StateDirBusy, StateMismatch
 
 
 def parse_args(argv: list[str]) -> SandboxConfig:
@@ -43,7 +43,13 @@ def main(argv: list[str]) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    with Sandbox(config) as sandbox:
+    sandbox = Sandbox(config)
+    try:
+        sandbox.start()
+    except (StateDirBusy, StateMismatch) as exc:
+        print(f"python -m lib.sandbox: {exc}", file=sys.stderr)
+        return 2
+    with sandbox:
         # Everything allocated so far (modules, the dataset) lives as long as the process. Each
         # upload call allocates thousands of short-lived containers (its parsed records), which
         # trigger collections: frozen, the long-lived heap is not walked by each of them (1.3 of

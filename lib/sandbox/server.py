@@ -45,7 +45,7 @@ from lib.sandbox.limits import (
     RpmLimiter,
 )
 from lib.sandbox.profiles import ProfileStore
-from lib.sandbox.state import StateStore
+from lib.sandbox.state import StateDirLock, StateStore
 from lib.sandbox.wire import Request, Response, json_response
 
 log = logging.getLogger("lib.sandbox")
@@ -141,17 +141,30 @@ class Sandbox:
         self._thread: threading.Thread | None = None
         self._tempdir: str | None = None
         self._state: StateStore | None = None
+        self._lock: StateDirLock | None = None
 
     def __repr__(self) -> str:
         return f"Sandbox(port={self.port}, region={self.region}, seed={self.config.seed})"
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Sandbox:
+        """Serve on 127.0.0.1; with a state_dir, first take its lock (StateDirBusy if another has it)."""
         if self._server is not None:
             return self
+        try:
+            self._start()
+        except BaseException:
+            if getattr(self, "bulk", None) is not None:
+                self.bulk.stop()
+            self._release()  # a failed start keeps nothing: lock, database, temp dir
+            raise
+        return self
+
+    def _start(self) -> None:
         cfg = self.config
         if cfg.state_dir is not None:
             root = Path(cfg.state_dir)
+            self._lock = StateDirLock(root)
             self._state = StateStore(root, cfg.seed, cfg.profiles)
         else:
             self._tempdir = tempfile.mkdtemp(prefix="sandbox-")
@@ -182,7 +195,6 @@ class Sandbox:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="sandbox-http", daemon=True)
         self._thread.start()
-        return self
 
     def stop(self) -> None:
         if self._server is None:
@@ -194,9 +206,15 @@ class Sandbox:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = None
+        self._release()
+
+    def _release(self) -> None:
         if self._state is not None:
             self._state.close()
             self._state = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
         if self._tempdir is not None:
             shutil.rmtree(self._tempdir, ignore_errors=True)
             self._tempdir = None

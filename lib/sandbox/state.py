@@ -2,11 +2,14 @@
 
 Holds only mutations: the profile overlay, address-level subscription changes, the credits
 ledger and bulk lists (their files live beside the database). The generated dataset itself is
-recomputed from the seed, which is why a state_dir refuses to open under another seed.
+recomputed from the seed, which is why a state_dir refuses to open under another seed. One
+sandbox at a time uses a state_dir: `StateDirLock`, taken at start, refuses a second one.
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -27,6 +30,48 @@ CREATE TABLE IF NOT EXISTS lists (list_id TEXT PRIMARY KEY, data TEXT NOT NULL);
 
 class StateMismatch(RuntimeError):
     """The state_dir was written by a sandbox with another seed or profile count."""
+
+
+class StateDirBusy(RuntimeError):
+    """Another sandbox (in this process or another) is using the state_dir."""
+
+
+LOCK_FILE = "sandbox.lock"
+
+
+class StateDirLock:
+    """An exclusive `flock` on `state_dir/sandbox.lock`: one sandbox per state_dir.
+
+    Two sandboxes writing one SQLite file and one lists directory would each trust its own
+    in-memory view and overwrite the other's changes. The lock is taken without waiting (the second
+    sandbox fails at once) and the kernel drops it when its process dies, so a crash leaves no stale
+    lock. flock locks belong to the open file, so a second Sandbox in the same process is refused too.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / LOCK_FILE
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            owner = f" (process {holder})" if holder.isdigit() else ""
+            raise StateDirBusy(f"state_dir {directory} is in use by another sandbox{owner}; stop it "
+                               "or give this one another state_dir") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # for the message above, informational only
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
 
 class StateStore:
