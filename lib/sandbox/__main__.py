@@ -26,6 +26,10 @@ def parse_args(argv: list[str]) -> SandboxConfig:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--profiles", type=int, default=defaults.profiles)
     parser.add_argument("--rpm", type=int, default=defaults.rpm, help="Clearout requests per minute")
+    parser.add_argument("--rpm-window-s", type=float, default=defaults.rpm_window_s,
+                        help="length of Clearout's rate-limit window in seconds (shorter only for tests)")
+    parser.add_argument("--fault-retry-after-s", type=int, default=defaults.fault_retry_after_s,
+                        help="Retry-After (whole seconds) of an injected Clearout 503")
     parser.add_argument("--bulk-seconds", type=float, default=defaults.bulk_seconds)
     parser.add_argument("--credits", type=int, default=defaults.credits)
     parser.add_argument("--state-dir", default=None, help="persist changes here (else in memory)")
@@ -33,7 +37,8 @@ def parse_args(argv: list[str]) -> SandboxConfig:
     parser.add_argument("--in-progress-polls", type=int, default=defaults.in_progress_polls)
     args = parser.parse_args(argv)
     return SandboxConfig(seed=args.seed, profiles=args.profiles, latency_ms=args.latency_ms,
-                         fault_rate=args.fault_rate, rpm=args.rpm, bulk_seconds=args.bulk_seconds,
+                         fault_rate=args.fault_rate, rpm=args.rpm, rpm_window_s=args.rpm_window_s,
+                         fault_retry_after_s=args.fault_retry_after_s, bulk_seconds=args.bulk_seconds,
                          credits=args.credits, port=args.port, state_dir=args.state_dir,
                          region=args.region, in_progress_polls=args.in_progress_polls)
 

@@ -20,6 +20,8 @@ class SandboxConfig:
     latency_ms: float = 0  # answers leave no sooner than this after the request arrived (processing included)
     fault_rate: float = 0.0
     rpm: int = 600
+    rpm_window_s: float = 60.0  # Clearout's per-minute window (shorter only for tests)
+    fault_retry_after_s: int = 2  # the Retry-After of an injected Clearout 503
     bulk_seconds: float = 20.0
     credits: int = 250_000
     port: int = 0
@@ -38,6 +40,11 @@ class SandboxConfig:
             raise ValueError("fault_rate must be between 0 and 1")
         if self.profiles < 0:
             raise ValueError("profiles must be zero or more")
+        if not self.rpm_window_s > 0:
+            raise ValueError("rpm_window_s must be more than 0")
+        if isinstance(self.fault_retry_after_s, bool) or not isinstance(self.fault_retry_after_s, int) \
+                or self.fault_retry_after_s < 1:
+            raise ValueError("fault_retry_after_s must be a whole number of seconds, 1 or more")
 
 
 @dataclass(frozen=True)

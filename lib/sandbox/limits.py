@@ -38,12 +38,11 @@ class ConcurrencyLimiter:
 
 
 class RpmLimiter:
-    """A fixed 60-second window counted per token, as Clearout's x-ratelimit-* headers describe it."""
+    """A fixed window (60 s, as Clearout's x-ratelimit-* headers describe it) counted per token."""
 
-    WINDOW_S = 60.0
-
-    def __init__(self, limit: int, clock: Callable[[], float]) -> None:
+    def __init__(self, limit: int, clock: Callable[[], float], window_s: float = 60.0) -> None:
         self.limit = limit
+        self.window_s = window_s
         self._clock = clock
         self._window_start = -math.inf
         self._count = 0
@@ -54,14 +53,14 @@ class RpmLimiter:
         """Count one request. Returns (allowed, x-ratelimit headers, window end epoch)."""
         with self._lock:
             now = self._clock()
-            if now - self._window_start >= self.WINDOW_S:
+            if now - self._window_start >= self.window_s:
                 self._window_start, self._count = now, 0
             allowed = self._count < self.limit
             if allowed:
                 self._count += 1
             else:
                 self.rejected += 1
-            return allowed, self._headers(now), self._window_start + self.WINDOW_S
+            return allowed, self._headers(now), self._window_start + self.window_s
 
     def peek(self) -> dict[str, str]:
         """Headers for a response that does not count (e.g. a request with a bad token)."""
@@ -69,13 +68,59 @@ class RpmLimiter:
             return self._headers(self._clock())
 
     def _headers(self, now: float) -> dict[str, str]:
-        if now - self._window_start >= self.WINDOW_S:
-            remaining, reset = self.limit, self.WINDOW_S
+        if now - self._window_start >= self.window_s:
+            remaining, reset = self.limit, self.window_s
         else:
             remaining = max(0, self.limit - self._count)
-            reset = self._window_start + self.WINDOW_S - now
+            reset = self._window_start + self.window_s - now
         return {"x-ratelimit-limit": str(self.limit), "x-ratelimit-remaining": str(remaining),
                 "x-ratelimit-reset": str(max(1, math.ceil(reset)))}
+
+
+class WaitWindows:
+    """The waits the sandbox announced, per API and caller key, and the calls that arrived inside one.
+
+    A wait is announced by a Clearout 429 (until its per-minute window ends) or by any answer with
+    Retry-After (seconds, from the moment it leaves). A later request with the same key (Clearout
+    token, CleverTap account id) that arrives after the announcement and before the wait is over
+    counts in `calls`: a caller sharing one rate-limit budget across its workers keeps it at zero.
+    Times are time.monotonic() seconds, the clock of a request's arrival; the advanceable Clock
+    (expiry only) plays no part. Overlapping windows of one key are merged.
+    """
+
+    APIS = ("clearout", "clevertap")
+    _KEEP_S = 600.0  # an ended window is kept this long, for requests that arrived in it and wait for a lock
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[str, str], list[list[float]]] = {}
+        self._lock = threading.Lock()
+        self.calls = dict.fromkeys(self.APIS, 0)
+
+    def announce(self, api: str, key: str, start: float, end: float) -> None:
+        if end <= start:
+            return
+        with self._lock:
+            windows = self._windows.setdefault((api, key), [])
+            windows[:] = [w for w in windows if w[1] > start - self._KEEP_S]
+            if windows and start <= windows[-1][1] and end >= windows[-1][0]:
+                windows[-1][0] = min(windows[-1][0], start)
+                windows[-1][1] = max(windows[-1][1], end)
+            else:
+                windows.append([start, end])
+
+    def arrived(self, api: str, key: str, at: float) -> bool:
+        """Count a request that arrived at `at` if that is inside a window announced for its key."""
+        with self._lock:
+            inside = any(start <= at < end for start, end in self._windows.get((api, key), ()))
+            if inside:
+                self.calls[api] = self.calls.get(api, 0) + 1
+            return inside
+
+    def reset(self) -> None:
+        """Forget the counts and the windows announced so far (reset_stats: a fresh start)."""
+        with self._lock:
+            self._windows.clear()
+            self.calls = dict.fromkeys(self.APIS, 0)
 
 
 class FaultInjector:

@@ -5,6 +5,8 @@ changes, so a fault never half-applies), auth, limits (CleverTap concurrency per
 requests per minute), the handler, then latency: the answer leaves no sooner than `latency_ms` after
 the request line arrived. The sandbox's own work counts towards that time, as a remote service's
 processing is part of the latency its callers see; a request holds its in-flight slot until then.
+Around the pipeline, a request that arrived inside a wait announced to its caller (a Clearout 429,
+a Retry-After) is counted, and the wait its own answer announces is recorded (limits.WaitWindows).
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ from lib.sandbox.limits import (
     Counters,
     FaultInjector,
     RpmLimiter,
+    WaitWindows,
 )
 from lib.sandbox.profiles import ProfileStore
 from lib.sandbox.state import StateDirLock, StateStore
@@ -184,7 +187,8 @@ class Sandbox:
             "profiles": ConcurrencyLimiter(cfg.read_concurrency),
             "counts": ConcurrencyLimiter(cfg.read_concurrency),
         }
-        self.rpm = RpmLimiter(cfg.rpm, self.clock)
+        self.rpm = RpmLimiter(cfg.rpm, self.clock, cfg.rpm_window_s)
+        self.waits = WaitWindows()
         self.faults = FaultInjector(cfg.fault_rate, cfg.seed)
         self.clevertap = CleverTapApi(self.store, self.counters, self.clock, derive_key(cfg.seed, "cursor"),
                                       cfg.in_progress_polls, cfg.seed)
@@ -269,6 +273,8 @@ class Sandbox:
             "max_in_flight": {k: v.max_in_flight for k, v in self.limiters.items()},
             "concurrency_rejected": sum(v.rejected for v in self.limiters.values()),
             "rate_limited": self.rpm.rejected,
+            "calls_in_wait_window": sum(self.waits.calls.values()),
+            "calls_in_wait_window_by_api": dict(self.waits.calls),
             "faults_injected": self.faults.injected,
             "running_bulk_lists": self.bulk.running(),
             "max_running_bulk_lists": self.bulk.max_running,
@@ -282,6 +288,7 @@ class Sandbox:
         for limiter in self.limiters.values():
             limiter.reset_stats()
         self.rpm.rejected = 0
+        self.waits.reset()
         self.faults.injected = 0
         self.bulk.max_running = self.bulk.running()
         self.credits.charged = 0
@@ -375,7 +382,12 @@ class Sandbox:
                     return
                 request.body = _read_chunked(h.rfile) if chunked else h.rfile.read(length)
                 body_read = True
+            caller = self._caller(info["api"], request)
+            if caller is not None:
+                self.waits.arrived(info["api"], caller, request.received)
             response = self._respond(route, info, request)
+            if caller is not None:
+                self._announce_wait(info["api"], caller, response)
             if not body_read:
                 _drain(request)
             self._send(h, response, close=response.close)
@@ -406,6 +418,28 @@ class Sandbox:
             return self._clevertap(route, info["region"], request)
         return self._clearout(route, request)
 
+    @staticmethod
+    def _caller(api: str, request: Request) -> str | None:
+        """Whose rate-limit budget a request draws on: the Clearout token, the CleverTap account."""
+        if api == "clearout":
+            return _clearout_token(request.headers.get("Authorization") or "")
+        if api == "clevertap":
+            return (request.headers.get("X-CleverTap-Account-Id") or "").strip()
+        return None
+
+    def _announce_wait(self, api: str, caller: str, response: Response) -> None:
+        """Record the wait an answer announces (Retry-After, or Clearout's 429), from now, as it leaves."""
+        wait = response.wait_s
+        retry_after = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
+        if wait is None and retry_after is not None:
+            try:
+                wait = float(retry_after)
+            except ValueError:
+                wait = None  # an HTTP date: the sandbox never sends one
+        if wait is not None and wait > 0:
+            now = time.monotonic()
+            self.waits.announce(api, caller, now, now + wait)
+
     def _wait_out(self, request: Request) -> None:
         """Sleep until `latency_ms` after the request arrived: what the sandbox spent on it counts.
 
@@ -421,13 +455,16 @@ class Sandbox:
 
     def _fault(self, api: str, status: int) -> Response:
         if api == "clevertap":
-            headers = {"Retry-After": "1"} if status == 429 else {}
-            return json_response(status, _CLEVERTAP_ERRORS[status], headers)
+            # CleverTap documents no Retry-After, so its faults (429 included) announce no wait.
+            return json_response(status, _CLEVERTAP_ERRORS[status])
         if status == 429:
             _, headers, until = self.rpm.hit()
             headers = {**headers, "x-ratelimit-remaining": "0"}
             return self._rate_limited(headers, until)
-        return json_response(status, _CLEAROUT_ERRORS[status], self.rpm.peek())
+        headers = self.rpm.peek()
+        if status == 503:
+            headers["Retry-After"] = str(self.config.fault_retry_after_s)
+        return json_response(status, _CLEAROUT_ERRORS[status], headers)
 
     def _clevertap(self, route: Route, region: str, request: Request) -> Response:
         if region != self.config.region.lower():
@@ -450,12 +487,7 @@ class Sandbox:
             limiter.release()
 
     def _clearout_token_ok(self, header: str) -> bool:
-        value = header.strip()
-        for prefix in ("Bearer:", "Bearer ", "bearer:", "bearer "):
-            if value.startswith(prefix):
-                value = value[len(prefix):].strip()
-                break
-        return hmac.compare_digest(value.encode(), self.clearout_token.encode())
+        return hmac.compare_digest(_clearout_token(header).encode(), self.clearout_token.encode())
 
     def _clearout(self, route: Route, request: Request) -> Response:
         if not self._clearout_token_ok(request.headers.get("Authorization") or ""):
@@ -473,8 +505,10 @@ class Sandbox:
 
     def _rate_limited(self, headers: dict[str, str], until: float) -> Response:
         when = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        return json_response(429, {"status": "failed", "error": {
+        response = json_response(429, {"status": "failed", "error": {
             "code": 1030, "message": _RATE_LIMITED.format(when=when)}}, headers)
+        response.wait_s = until - self.clock()  # the wait it announces: until the limiter window ends
+        return response
 
     # ---- admin -------------------------------------------------------------------------------
     def _admin_stats(self, request: Request) -> Response:
@@ -513,6 +547,15 @@ class Sandbox:
             lines.append(f"Content-Length: {len(response.body)}")
             h.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body)
         h.wfile.flush()
+
+
+def _clearout_token(header: str) -> str:
+    """The token of an Authorization header in any of Clearout's three forms (raw, `Bearer `, `Bearer:`)."""
+    value = header.strip()
+    for prefix in ("Bearer:", "Bearer ", "bearer:", "bearer "):
+        if value.startswith(prefix):
+            return value[len(prefix):].strip()
+    return value
 
 
 def _reason(status: int) -> str:

@@ -45,6 +45,7 @@ class Response:
     content_type: str = "application/json"
     file: Path | None = None  # streamed from disk instead of `body`
     close: bool = False       # the request body was not fully read: end the connection after this
+    wait_s: float | None = None  # a wait this answer announces without Retry-After (Clearout's 429)
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:

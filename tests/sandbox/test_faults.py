@@ -38,12 +38,14 @@ def test_fault_shapes(make_sandbox):
         seen[("co", co.status_code)] = co
     assert {key[1] for key in seen} == {500, 503, 429}
     ct_429 = seen[("ct", 429)]
-    assert ct_429.headers["Retry-After"] == "1"
+    assert "Retry-After" not in ct_429.headers  # CleverTap documents none
     assert ct_429.json() == {"status": "fail", "error": "Too many concurrent requests", "code": 429}
     assert seen[("ct", 500)].json()["status"] == "fail"
     co_429 = seen[("co", 429)]
     assert co_429.json()["error"]["code"] == 1030 and co_429.headers["x-ratelimit-remaining"] == "0"
-    assert seen[("co", 503)].json()["status"] == "failed"
+    co_503 = seen[("co", 503)]
+    assert co_503.json()["status"] == "failed" and co_503.headers["Retry-After"] == "2"
+    assert "Retry-After" not in seen[("co", 500)].headers and "Retry-After" not in co_429.headers
 
 
 def test_faults_are_seeded(make_sandbox):

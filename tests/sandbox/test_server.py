@@ -108,6 +108,15 @@ def test_cli_prints_one_json_line_and_serves_until_terminated(tmp_path):
         process.stderr.close()
 
 
+def test_cli_flags_map_onto_the_config():
+    from lib.sandbox.__main__ import parse_args
+
+    config = parse_args(["--rpm", "5", "--rpm-window-s", "1.5", "--fault-retry-after-s", "3"])
+    assert (config.rpm, config.rpm_window_s, config.fault_retry_after_s) == (5, 1.5, 3)
+    defaults = parse_args([])
+    assert (defaults.rpm_window_s, defaults.fault_retry_after_s) == (60.0, 2)
+
+
 def test_latency_counts_from_arrival_and_includes_processing(make_api, monkeypatch):
     """The answer leaves latency_ms after the request arrived: the handler's time is not slept again,
     and the upload keeps its in-flight slot while the rest is slept."""
