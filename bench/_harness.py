@@ -6,7 +6,7 @@ import resource
 import sys
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from collections.abc import Iterator
 
 
 def emit(bench: str, metric: str, value: float, unit: str, target: str | None = None) -> None:

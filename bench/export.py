@@ -26,9 +26,12 @@ import requests
 
 from bench._harness import emit, peak_rss_mb, timer
 from lib import columns as co
-from lib import export
 from lib.clevertap import CleverTapClient
-from lib.export_plan import KEY_IDENTITY, ExportOptions, build_plan, upload_body
+from lib.export.applier import RunApplier
+from lib.export.payloads import upload_body
+from lib.export.plan import KEY_IDENTITY, ExportOptions, build_plan
+from lib.export.readback import record_read_back
+from lib.export.runs import start_run
 from lib.merge import append_verdicts
 from lib.store import Store
 
@@ -73,7 +76,8 @@ def bare_client_rate(client: CleverTapClient, tag: str, calls: int = 450) -> flo
 def audience_rows(profiles: int) -> pd.DataFrame:
     """An audience-shaped verified list: every profile invalid, all subscribed (1M unsubscribes)."""
     ids = pd.Series(np.arange(profiles)).astype("string[pyarrow]")
-    rows = pd.DataFrame({"identity": "bench-" + ids, "objectId": pd.Series(pd.NA, index=ids.index, dtype="string[pyarrow]"),
+    rows = pd.DataFrame({"identity": "bench-" + ids,
+                         "objectId": pd.Series(pd.NA, index=ids.index, dtype="string[pyarrow]"),
                          "email": "person" + ids + "@example.com",
                          "MSG-email": pd.array(np.ones(profiles, dtype=bool), dtype="boolean")})
     verdicts = pd.DataFrame({"email": rows["email"]})
@@ -107,7 +111,7 @@ def main(argv: list[str]) -> int | None:
                                   identity_column="identity", object_id_column="objectId",
                                   msg_email_column="MSG-email", options=ExportOptions(), guardrail_pct=100.0)
             with timer() as recording:
-                run = export.start_run(store, plan, connection, actor="bench")
+                run = start_run(store, plan, connection, actor="bench")
             del merged
             emit(BENCH, "plan_seconds", planning[0], "s")
             emit(BENCH, "plan_record_seconds", recording[0], "s")
@@ -116,13 +120,13 @@ def main(argv: list[str]) -> int | None:
                                  base_url=info["clevertap_base"].rsplit("/", 1)[0] + "/{region}") as client:
                 cpu_ours, cpu_sandbox = process_cpu_seconds(), process_cpu_seconds(process.pid)
                 started = time.perf_counter()
-                run = export.RunApplier(store, run.id, client, concurrency=IN_FLIGHT, read_back_sample=0).apply()
+                run = RunApplier(store, run.id, client, concurrency=IN_FLIGHT, read_back_sample=0).apply()
                 elapsed = time.perf_counter() - started
                 cpu_ours = process_cpu_seconds() - cpu_ours
                 cpu_sandbox = process_cpu_seconds(process.pid) - cpu_sandbox
                 stats = requests.get(admin + "/stats", timeout=10).json()
                 with timer() as reading:
-                    checks = export.record_read_back(store, run, client)
+                    checks = record_read_back(store, run, client)
                 bare = bare_client_rate(client, run.tag)
             sent = run.processed + run.unprocessed
             if run.state != "done" or sent != plan.summary.changes:

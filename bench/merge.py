@@ -24,7 +24,8 @@ from bench._harness import emit, peak_rss_mb, timer
 from lib import columns as co
 from lib.emails import normalise_emails, valid_syntax_mask
 from lib import charts
-from lib.merge import append_verdicts, filter_options, filter_rows, key_figures
+from lib.filters import filter_options, filter_rows
+from lib.merge import append_verdicts, key_figures
 
 if TYPE_CHECKING:
     from lib.store import ListRecord, Store, VerificationJob

@@ -19,11 +19,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from bench._harness import emit, peak_rss_mb, timer
-from lib import connections, pulls
-from lib.runtime import Runtime
+from lib import audiences, connections
+from lib.pulls import PullWorker, count_audience
+from lib.runtime import start_runtime
 from lib.settings import load_settings
-from lib.store import Store
-from lib.vault import Vault
 
 BENCH = "pull"
 ALL_USERS = "-1"
@@ -57,18 +56,21 @@ def main(argv: list[str]) -> int:
                 "APP_MODE": "live", "DATA_DIR": folder,
                 "CLEVERTAP_API_BASE": info["clevertap_base"].rsplit("/", 1)[0] + "/{region}",
                 "CLEAROUT_API_BASE": info["clearout_base"]})
-            runtime = Runtime(settings=settings, store=Store(settings.data_dir), vault=Vault(settings))
+            runtime = start_runtime(settings, role="worker")
             connection = connections.check_and_save(runtime, name="Bench", account_id=info["account_id"],
                                                     passcode=info["passcode"], region=info["region"])
             today = date.today()
-            query = pulls.build_query(connection.id, ALL_USERS, today - timedelta(days=90), today)
+            query = audiences.build_query(connection.id, ALL_USERS, today - timedelta(days=90), today)
+            client = runtime.clients.clevertap(connection)
             with timer() as counting:
-                expected = pulls.count_audience(runtime, query)
-            audience = pulls.save_audience(runtime.store, query, "Everyone")
+                expected = count_audience(client, query)
+            audience = audiences.save_audience(runtime.store, query, "Everyone")
+            worker = PullWorker(runtime.store, runtime.clients.clevertap, mode=runtime.mode, owner="bench")
             cpu_before, sandbox_before = time.process_time(), _cpu_seconds(sandbox.pid)
             with timer() as pulling:
-                record = pulls.start_pull(runtime, audience, "Everyone", expected_rows=expected)
-                pulls.pull_service(runtime).wait(record.id)
+                record = audiences.start_pull(runtime.store, runtime.mode, audience, "Everyone",
+                                              expected_rows=expected)
+                worker.run_once()  # the worker process's round: the whole pull
             own_cpu = time.process_time() - cpu_before
             sandbox_cpu = _cpu_seconds(sandbox.pid) - sandbox_before
             record = runtime.store.get_list(record.id)
@@ -85,7 +87,7 @@ def main(argv: list[str]) -> int:
             emit(BENCH, "app_cpu_seconds", own_cpu, "s")
             emit(BENCH, "sandbox_cpu_seconds", sandbox_cpu, "s")
             emit(BENCH, "list_file_mb", runtime.store.list_path(record.id).stat().st_size / 1e6, "MB")
-            runtime.store.close()
+            runtime.close()
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=30)

@@ -22,7 +22,7 @@ def cache_frame(rows: int, seed: int = 1) -> pd.DataFrame:
     domain = pd.Series(domains[rng.integers(0, len(domains), rows)])
     status = pd.Series(rng.choice([C.VALID, C.INVALID, C.CATCH_ALL, C.UNKNOWN], rows, p=[.7, .15, .1, .05]))
     safe = status.map({C.VALID: C.YES, C.INVALID: C.NO, C.CATCH_ALL: C.RISKY, C.UNKNOWN: C.UNKNOWN})
-    yes_no = lambda p: pd.Series(np.where(rng.random(rows) < p, C.YES, C.NO))  # noqa: E731
+    yes_no = lambda p: pd.Series(np.where(rng.random(rows) < p, C.YES, C.NO))
     return pd.DataFrame({
         "email": "user" + ids + "@" + domain,
         C.SAFE_TO_SEND: safe, C.STATUS: status,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -138,14 +137,16 @@ def main(argv: list[str]) -> int:
 
 
 def run(data_dir: Path, list_id: int, sb: dict[str, str]) -> dict[str, tuple[float, str, str | None]]:
-    """The timed part: Start (plan, write upload.csv, create the job), then the worker's upload."""
-    from lib import jobs
-    from lib import verification as V
+    """The timed part: Start (the page records the request at the price it showed), then the worker's
+    first round (plan again, write upload.csv: `prepare`) and second (the upload)."""
     from lib.clearout import ClearoutClient
     from lib.store import Store
+    from lib.verification import plan as P
+    from lib.verification import start as S
+    from lib.verification.worker import VerificationWorker
 
     store = Store(data_dir)
-    client = lambda: ClearoutClient(sb["clearout_token"], base_url=sb["clearout_base"])  # noqa: E731
+    client = ClearoutClient(sb["clearout_token"], base_url=sb["clearout_base"])
     parts: dict[str, float] = {"plan": 0.0, "write_csv": 0.0}
 
     def timed(name: str, function):
@@ -156,26 +157,27 @@ def run(data_dir: Path, list_id: int, sb: dict[str, str]) -> dict[str, tuple[flo
             return result
         return wrapper
 
-    # Wrap the module's own steps so the breakdown comes from the real Start path, run once.
-    original = V.plan_verification, V.write_upload_file
-    V.plan_verification, V.write_upload_file = timed("plan", original[0]), timed("write_csv", original[1])
+    price = P.plan_verification(store, list_id, cache_days=CACHE_DAYS)  # what the page showed before Start
+    balance = client.get_credits().available
+    # Wrap the module's own steps so the breakdown comes from the real path, run once.
+    original = S.plan_verification, S.write_upload_file
+    S.plan_verification, S.write_upload_file = timed("plan", original[0]), timed("write_csv", original[1])
+    worker = VerificationWorker(store, lambda: client, mode="sandbox", owner="bench", poll_seconds=3600,
+                                cache_days=CACHE_DAYS)
     try:
         with timer() as start_time:
-            def balance() -> int:
-                with client() as c:
-                    return c.get_credits().available
-            job = V.start_verification(store, list_id, cache_days=CACHE_DAYS, available_credits=balance,
-                                       mode="sandbox")
+            job = S.start_verification(store, price, available_credits=balance, mode="sandbox")
+            worker.run_once()  # prepares the job (plans again, writes upload.csv) and queues it
     finally:
-        V.plan_verification, V.write_upload_file = original
-    worker = jobs.VerificationWorker(store, client, mode="sandbox", poll_seconds=3600)
+        S.plan_verification, S.write_upload_file = original
     with timer() as upload_time:
         worker.run_once()
-    done = store.get_job(job.id)
+    done = store.job(job.id)
     if not done.clearout_list_id:
         raise RuntimeError(f"the upload did not complete: {done.state} {done.error}")
     total = start_time[0] + upload_time[0]
-    upload_bytes = (store.job_dir(job.id) / V.UPLOAD_FILE).stat().st_size
+    upload_bytes = (store.job_dir(job.id) / P.UPLOAD_FILE).stat().st_size
+    client.close()
     return {
         "to_verify": (done.to_verify, "emails", None),
         "cached": (done.cached, "emails", None),

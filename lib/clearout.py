@@ -14,7 +14,8 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import pandas as pd
 import requests
@@ -24,6 +25,7 @@ from lib.columns import ClearoutColumnsError, conform_clearout_columns, verdict_
 from lib.emails import normalise_emails
 
 DEFAULT_BASE_URL = "https://api.clearout.io/v2"
+MAX_RUNNING_LISTS = 3  # bulk lists Clearout verifies at once per account; the next upload gets 1001
 MAX_INSTANT_TIMEOUT_MS = 180_000
 EMAIL_HEADERS = ("email", "emails", "emailaddress")  # compared with spaces removed, lower-cased
 CHUNK_BYTES = 64 * 1024
@@ -154,6 +156,11 @@ class ListInfo:
     name: str | None
     source: str | None
     created_on: str | None
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """A JSON object from a reply, or an empty one when the reply has something else there."""
+    return value if isinstance(value, dict) else {}
 
 
 def _as_int(value: Any) -> int | None:
@@ -298,7 +305,7 @@ class ClearoutClient:
 
     def _error_for(self, status: int, payload: Mapping[str, Any], text: str) -> ClearoutError:
         """The one mapping from an HTTP status and envelope to an exception."""
-        error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
+        error = _mapping(payload.get("error"))
         code = _as_int(error.get("code"))
         server = http.safe_text(error.get("message") or payload.get("message") or text, secrets=(self._token,))
         reasons = http.safe_text(_render_reasons(error.get("reasons")), secrets=(self._token,))
@@ -322,7 +329,7 @@ class ClearoutClient:
 
     @staticmethod
     def _credit_figures(error: Mapping[str, Any], server: str) -> dict[str, int | None]:
-        info = error.get("additional_info") if isinstance(error.get("additional_info"), dict) else {}
+        info = _mapping(error.get("additional_info"))
         merged = {**info, **error}
         needed = next((_as_int(merged[k]) for k in ("required_credits", "needed_credits", "required", "needed")
                        if k in merged), None)
@@ -338,7 +345,7 @@ class ClearoutClient:
     def get_credits(self) -> Credits:
         """The account's credit balance (and daily limit, when the plan has one)."""
         data = self._request("GET", "/email_verify/getcredits")
-        credits = data.get("credits") if isinstance(data.get("credits"), dict) else {}
+        credits = _mapping(data.get("credits"))
         return Credits(
             available=_as_int(credits.get("available", data.get("available_credits"))) or 0,
             total=_as_int(credits.get("total")),

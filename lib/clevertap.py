@@ -6,14 +6,12 @@ replies, into one exception hierarchy whose messages never carry the passcode.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import re
-import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
+from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import urlencode
 
 import requests
@@ -39,8 +37,9 @@ REGIONS: dict[str, Region] = {r.code: r for r in (
     Region("MEC1", "Middle East (UAE)", "mec1.api.clevertap.com"),
 )}
 
-MAX_UPLOAD_BATCH = 1000
-MAX_UPLOAD_CONCURRENCY = 15  # per account, above it CleverTap answers 429
+MAX_UPLOAD_BATCH = 1000  # records per /1/upload or /1/subscribe call [UUP]
+MAX_UPLOAD_CONCURRENCY = 15  # uploads in flight per account; above it CleverTap answers 429 [UUP]
+MAX_READ_CONCURRENCY = 3  # UNCONFIRMED for /1/profile.json and profiles.json: the old global figure [ERR]
 BATCH_BUCKETS = 23  # batch_size must be a multiple of 23 (CleverTap's storage buckets)
 MAX_BATCH_SIZE = 5000 // BATCH_BUCKETS * BATCH_BUCKETS  # 4991
 IN_PROGRESS_CODE = 2
@@ -115,21 +114,6 @@ class BatchOutcome:
     status: str  # success | partial | fail, as CleverTap said
 
 
-@dataclass(frozen=True)
-class UploadResult:
-    batches: int
-    sent: int
-    processed: int
-    unprocessed: tuple[Unprocessed, ...]
-
-    @classmethod
-    def from_outcomes(cls, outcomes: Iterable[BatchOutcome]) -> UploadResult:
-        ordered = sorted(outcomes, key=lambda o: o.index)
-        return cls(batches=len(ordered), sent=sum(o.sent for o in ordered),
-                   processed=sum(o.processed for o in ordered),
-                   unprocessed=tuple(u for o in ordered for u in o.unprocessed))
-
-
 def region_from_dashboard_url(url: str) -> str | None:
     """The region code of a dashboard URL ("https://in1.dashboard.clevertap.com/..." -> "IN1")."""
     text = url.strip()
@@ -188,7 +172,7 @@ def _bool_or_none(value: Any) -> bool | None:
     return None
 
 
-def _profile_from_record(record: Mapping[str, Any]) -> Profile:
+def profile_from_record(record: Mapping[str, Any]) -> Profile:
     data = record.get("profileData") or {}
     platforms = record.get("platformInfo") or []
     object_id = record.get("objectId") or next(
@@ -372,7 +356,7 @@ class CleverTapClient:
         raw_code = payload.get("code")
         code = int(raw_code) if isinstance(raw_code, (int, str)) and str(raw_code).isdigit() else None
         said = f" (CleverTap said: {server})" if server else ""
-        fields = {"status": status, "code": code, "server_message": server or None}
+        fields: dict[str, Any] = {"status": status, "code": code, "server_message": server or None}
         if status in (401, 403) or code in (401, 403):
             return CleverTapAuthError(
                 f"CleverTap rejected project id {self.account_id} or its passcode in region "
@@ -449,7 +433,7 @@ class CleverTapClient:
             raise
         if is_not_found(200, payload):
             return None
-        return _profile_from_record(payload["record"])
+        return profile_from_record(payload["record"])
 
     def iter_profiles(self, event_name: str, from_date: date, to_date: date, *,
                       filters: list[dict[str, Any]] | dict[str, Any] | None = None,
@@ -521,10 +505,6 @@ class CleverTapClient:
             raise ValueError(f"At most {MAX_UPLOAD_BATCH} records per upload call")
         return self._post_encoded("/1/upload", body, count, index, start)
 
-    def upload_profiles(self, records: Iterable[dict[str, Any]], *, concurrency: int = 10,
-                        on_batch: Callable[[BatchOutcome], None] | None = None) -> UploadResult:
-        """Upload profile records in batches of 1000 with up to `concurrency` (≤15) calls in flight."""
-        return self._run_batches("/1/upload", list, records, concurrency, on_batch)
 
     def subscribe_batch(self, emails: list[str], status: str, *, index: int = 0, start: int = 0) -> BatchOutcome:
         """Set ≤1000 addresses to Unsubscribe or Resubscribe (address level: every profile sharing it)."""
@@ -539,12 +519,6 @@ class CleverTapClient:
             raise ValueError(f"At most {MAX_UPLOAD_BATCH} addresses per subscribe call")
         return self._post_encoded("/1/subscribe", body, count, index, start)
 
-    def subscribe(self, emails: Iterable[str], status: str, *, concurrency: int = 10,
-                  on_batch: Callable[[BatchOutcome], None] | None = None) -> UploadResult:
-        """Unsubscribe or Resubscribe addresses, batched and in parallel like `upload_profiles`."""
-        _subscription_entries([], status)  # fail on a bad status before anything is sent
-        return self._run_batches("/1/subscribe", lambda batch: _subscription_entries(batch, status),
-                                 emails, concurrency, on_batch)
 
     def _post_batch(self, path: str, body: bytes, entries: list[dict[str, Any]], index: int,
                     start: int) -> BatchOutcome:
@@ -556,60 +530,3 @@ class CleverTapClient:
     def _post_encoded(self, path: str, body: bytes, count: int, index: int, start: int) -> BatchOutcome:
         payload = self._request("POST", path, data=body)
         return _outcome(payload, count, lambda: json.loads(body)["d"], index, start)
-
-    def _run_batches(self, path: str, to_entries: Callable[[list[Any]], list[dict[str, Any]]],
-                     items: Iterable[Any], concurrency: int,
-                     on_batch: Callable[[BatchOutcome], None] | None) -> UploadResult:
-        """POST batches of 1000 with at most `concurrency` (≤15) requests in flight.
-
-        Bodies are encoded here, ahead of need, and up to one extra batch per worker waits in the
-        pool's queue: a worker that finishes starts its next request at once, without waiting for
-        this thread (worth ~8% of throughput at 100 ms latency). The window is bounded, so a huge
-        iterable is never materialised. On a failed batch nothing new is sent; requests in flight
-        finish (and reach `on_batch`), then the first error is raised.
-        """
-        workers = max(1, min(MAX_UPLOAD_CONCURRENCY, concurrency))
-        window = 2 * workers
-        stop = threading.Event()
-
-        def post(body: bytes, entries: list[dict[str, Any]], index: int, first: int) -> BatchOutcome | None:
-            if stop.is_set():  # a batch failed: queued ones are not sent
-                return None
-            try:
-                return self._post_batch(path, body, entries, index, first)
-            except BaseException:
-                stop.set()
-                raise
-
-        iterator = iter(items)
-        outcomes: list[BatchOutcome] = []
-        failure: BaseException | None = None
-        pending: set[Future[BatchOutcome]] = set()
-        batch_numbers = itertools.count()
-        start = 0
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clevertap-upload") as pool:
-            while True:
-                while failure is None and len(pending) < window:
-                    batch = list(itertools.islice(iterator, MAX_UPLOAD_BATCH))
-                    if not batch:
-                        break
-                    entries = to_entries(batch)
-                    pending.add(pool.submit(post, _encode({"d": entries}), entries, next(batch_numbers), start))
-                    start += len(batch)
-                if not pending:
-                    break
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    try:
-                        outcome = future.result()
-                    except BaseException as exc:  # noqa: BLE001 - re-raised once in-flight work ends
-                        failure = failure or exc
-                        continue
-                    if outcome is None:
-                        continue
-                    outcomes.append(outcome)
-                    if on_batch is not None:
-                        on_batch(outcome)
-        if failure is not None:
-            raise failure
-        return UploadResult.from_outcomes(outcomes)

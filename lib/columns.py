@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lib.errors import UserError
+
 STRING = "string[pyarrow]"
 
 
@@ -88,7 +90,7 @@ _SAFE_WORDS = {"yes": YES, "risky": RISKY, "no": NO, "unknown": UNKNOWN}
 _YES_NO_WORDS = {"yes": YES, "no": NO}
 
 
-class ClearoutColumnsError(ValueError):
+class ClearoutColumnsError(UserError):
     """A frame does not carry the declared Clearout columns or values."""
 
 
@@ -142,7 +144,8 @@ def _recode(codes: np.ndarray, words: list[str | None], dtype: pd.CategoricalDty
     """Codes into `words` (per unique value) -> codes into the dtype's categories (-1 = missing)."""
     position = {c: i for i, c in enumerate(dtype.categories)}
     lookup = np.array([position.get(w, -1) if w else -1 for w in words] + [-1], dtype="int8")
-    return lookup[codes]  # code -1 (NA) indexes the trailing -1
+    recoded: np.ndarray = lookup[codes]  # code -1 (NA) indexes the trailing -1
+    return recoded
 
 
 def _fold(name: str) -> str:

@@ -6,14 +6,13 @@ after the credentials were proven to work; the store keeps the non-secret fields
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from lib.clearout import ClearoutClient, ClearoutError, Credits
-from lib.clevertap import REGIONS, CleverTapClient, CleverTapError, CleverTapWrongRegionError, region_from_dashboard_url
+from lib.clearout import ClearoutError, Credits
+from lib.clevertap import REGIONS, CleverTapError, CleverTapWrongRegionError, region_from_dashboard_url
+from lib.errors import UserError
+from lib.runtime import Runtime
 from lib.store import Connection, StoreError
-
-if TYPE_CHECKING:
-    from lib.runtime import Runtime
+from lib.verification.balance import current_balance
 
 SANDBOX_NAME = "Sandbox demo"
 REGION_HINT = "Your dashboard URL tells: https://in1.dashboard.clevertap.com/... is IN1."
@@ -22,13 +21,12 @@ CHECK_TIMEOUT_S = 20.0
 CHECK_RETRIES = 1
 
 
-class ConnectError(ValueError):
-    """Credentials could not be saved; `str()` says what to fix. `region` names the right region
+class ConnectError(UserError):
+    """Credentials could not be saved; `message` says what to fix. `region` names the right region
     when CleverTap knows the project elsewhere."""
 
     def __init__(self, message: str, *, region: str | None = None) -> None:
         super().__init__(message)
-        self.message = message
         self.region = region
 
 
@@ -57,13 +55,14 @@ class ConnectionView:
 
 @dataclass(frozen=True)
 class ClearoutView:
-    storage: str  # sandbox | env | memory | none
-    credits: Credits | None
-    error: str | None
+    storage: str  # sandbox | settings | env | memory | none
+    credits: int | None  # the balance as last read, None while unknown
+    message: str | None  # why it is unknown (or is being read)
 
     @property
     def storage_label(self) -> str:
         return {"sandbox": "sandbox token, active automatically",
+                "settings": "token from your settings (CLEAROUT_API_TOKEN)",
                 "env": "token remembered in .env",
                 "memory": "token kept in memory until the app restarts",
                 "none": "no token yet"}[self.storage]
@@ -109,16 +108,8 @@ def form_defaults(runtime: Runtime) -> FormDefaults:
     return FormDefaults("", "IN1", "", "", None, can_remember(runtime))
 
 
-def _prime_sandbox_passcode(runtime: Runtime) -> None:
-    # The sandbox's demo passcode is always known to this process: a restart must not ask for it.
-    sandbox = runtime.sandbox
-    if sandbox is not None and runtime.vault.passcode(sandbox.account_id) is None:
-        runtime.vault.set_passcode(sandbox.account_id, sandbox.passcode, remember=False)
-
-
 def connection_views(runtime: Runtime) -> list[ConnectionView]:
     """This mode's connections, with where each passcode is (or that it is needed)."""
-    _prime_sandbox_passcode(runtime)
     vault, settings = runtime.vault, runtime.settings
     views = []
     for connection in runtime.store.list_connections(runtime.mode):
@@ -159,8 +150,10 @@ def check_and_save(runtime: Runtime, *, name: str, account_id: str, passcode: st
              if c.name == name and (c.account_id, c.region) != (account_id, region)]
     if taken:
         raise ConnectError(f"A connection named {name!r} already exists: pick another name.")
-    client = CleverTapClient(account_id, passcode, region, base_url=runtime.clevertap_base(),
-                             timeout=CHECK_TIMEOUT_S, max_retries=CHECK_RETRIES)
+    # The one CleverTap call made from the page's process: the passcode just typed must not pass
+    # through the store to reach the worker, and the check is short (CHECK_TIMEOUT_S, one retry).
+    client = runtime.clients.clevertap_with(account_id, passcode, region, timeout=CHECK_TIMEOUT_S,
+                                            max_retries=CHECK_RETRIES)
     try:
         client.check_credentials()
     except CleverTapWrongRegionError as exc:
@@ -174,7 +167,7 @@ def check_and_save(runtime: Runtime, *, name: str, account_id: str, passcode: st
         connection = runtime.store.add_connection(name=name, account_id=account_id, region=region,
                                                   mode=runtime.mode, passcode_storage="env" if remember else "memory")
     except StoreError as exc:
-        raise ConnectError(str(exc)) from None
+        raise ConnectError(exc.message) from None
     runtime.vault.set_passcode(account_id, passcode, remember=remember)
     return connection
 
@@ -193,28 +186,26 @@ def remove_connection(runtime: Runtime, connection_id: int) -> None:
 
 
 # ---- Clearout ------------------------------------------------------------------------------------
-def _clearout(runtime: Runtime, token: str, retries: int) -> ClearoutClient:
-    return ClearoutClient(token, base_url=runtime.clearout_base(), timeout=CHECK_TIMEOUT_S, max_retries=retries)
-
-
 def clearout_view(runtime: Runtime) -> ClearoutView:
-    """Where the token is and the credit balance (or why it could not be read)."""
+    """Where the token is and the credit balance as the worker last read it (or why it is not known)."""
     token = runtime.vault.clearout_token()
     if not token:
         return ClearoutView("none", None, None)
     if runtime.sandbox is not None and token == runtime.sandbox.clearout_token:
         storage = "sandbox"
+    elif runtime.settings.clearout_api_token and token == runtime.settings.clearout_api_token:
+        storage = "settings"
     else:
         storage = "env" if runtime.vault.is_token_remembered() else "memory"
-    try:
-        with _clearout(runtime, token, retries=0) as client:
-            return ClearoutView(storage, client.get_credits(), None)
-    except ClearoutError as exc:
-        return ClearoutView(storage, None, exc.message)
+    balance = current_balance(runtime.store, runtime.mode, has_token=True)
+    return ClearoutView(storage, balance.available, balance.message)
 
 
 def save_clearout_token(runtime: Runtime, token: str, *, remember: bool = False) -> Credits:
     """Check a Clearout token by reading its balance, then keep it. Nothing changes on failure.
+
+    The check is made from the page's process, like the CleverTap one: the token just typed must not
+    pass through the store.
 
     Raises:
         ConnectError: empty or rejected token, or Clearout unreachable (Clearout's message).
@@ -223,9 +214,10 @@ def save_clearout_token(runtime: Runtime, token: str, *, remember: bool = False)
     if not token:
         raise ConnectError("Enter the Clearout API token (app.clearout.io → Developer → API token).")
     try:
-        with _clearout(runtime, token, retries=CHECK_RETRIES) as client:
+        with runtime.clients.clearout_with(token, timeout=CHECK_TIMEOUT_S, max_retries=CHECK_RETRIES) as client:
             credits = client.get_credits()
     except ClearoutError as exc:
         raise ConnectError(exc.message) from None
     runtime.vault.set_clearout_token(token, remember=remember and can_remember(runtime))
+    runtime.store.record_balance(runtime.mode, available=credits.available, error=None)
     return credits

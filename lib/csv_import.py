@@ -13,11 +13,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
+from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+
+from lib.errors import UserError
 
 # Small parse blocks keep the reader's buffers small (1 MB: ~90 MB peak for a 200 MB file, against
 # ~290 MB with 8 MB blocks, and faster); blocks are gathered into row groups of about 16 MB.
@@ -50,12 +53,8 @@ _BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
-class CsvImportError(ValueError):
+class CsvImportError(UserError):
     """The file cannot become a list; `str()` says why and what to do."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -77,6 +76,12 @@ class CsvConversion:
     encoding: str
     delimiter: str
     notice: str | None  # something the user should know (an encoding fallback), else None
+
+    @property
+    def email_column(self) -> str:
+        """The address column (a conversion exists only when one was found)."""
+        assert self.detected.email is not None
+        return self.detected.email
 
 
 def header_key(header: str) -> str:
@@ -284,7 +289,7 @@ def _stream(source: BinaryIO | Path, destination: Path, columns: list[str], skip
                     pending.clear()
             if any(b.num_rows for b in pending):
                 writer.write_table(pa.Table.from_batches(pending, schema))
-    except pa.ArrowInvalid as exc:
+    except pa.ArrowInvalid:
         if bad_rows:
             row = bad_rows[0]
             text = row.text if len(row.text) <= 80 else row.text[:79] + "…"

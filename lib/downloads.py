@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,8 @@ import pyarrow.csv as pacsv
 import xlsxwriter
 
 from lib import columns as co
+
+from lib.errors import UserError
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 EXCEL_MAX_DATA_ROWS = 1_048_575  # 1,048,576 rows per sheet, one of them the header
@@ -35,7 +37,7 @@ _QUOTE = pa.scalar("'", _TEXT)
 _EMPTY = pa.scalar("", _TEXT)
 
 
-class DownloadError(ValueError):
+class DownloadError(UserError):
     """The frame cannot be written as asked."""
 
 
@@ -190,7 +192,7 @@ def _cell_values(values: pd.Series) -> pd.Series:
 
 # ---- XLSX -----------------------------------------------------------------------------------------
 
-def _xlsx_values(values: pd.Series) -> list:
+def _xlsx_values(values: pd.Series) -> list[Any]:
     """One column as Python cell values: None for blanks, datetimes naive UTC, text neutralised."""
     if _is_datetime(values):
         stamps = _naive_utc(values).astype("datetime64[us]").to_numpy().astype(object)  # datetime or None
@@ -198,4 +200,5 @@ def _xlsx_values(values: pd.Series) -> list:
     if _arrow_type(values) != _TEXT:
         numbers = values.astype(object).where(values.notna(), None)
         return [v.item() if isinstance(v, np.generic) else v for v in numbers.tolist()]
-    return pa.chunked_array(_neutralise(_arrow_text(values))).to_pylist()
+    cells: list[Any] = pa.chunked_array(_neutralise(_arrow_text(values))).to_pylist()
+    return cells

@@ -29,7 +29,7 @@ def normalise_emails(values: pd.Series) -> pd.Series:
 
 def is_valid_syntax(normalised: str | None) -> bool:
     """True when a normalised address has the shape of a deliverable address."""
-    return bool(normalised) and len(normalised) <= _MAX_LENGTH and bool(_SYNTAX_RE.match(normalised))
+    return normalised is not None and 0 < len(normalised) <= _MAX_LENGTH and bool(_SYNTAX_RE.match(normalised))
 
 
 def valid_syntax_mask(normalised: pd.Series) -> pd.Series:

@@ -19,7 +19,6 @@ PAGE_ICONS = {
 }
 
 if TYPE_CHECKING:
-    from lib.runtime import Runtime
     from lib.store import Store
 
 
@@ -33,11 +32,9 @@ class Step:
     status: str  # what is there already, or what to do
 
 
-def steps(runtime: "Runtime") -> list[Step]:
+def steps(store: Store, mode: str, *, has_token: bool) -> list[Step]:
     """The workflow in order, each with its state in this mode."""
-    store, mode = runtime.store, runtime.mode
     connections = store.list_connections(mode)
-    has_token = bool(runtime.vault.clearout_token())
     ready = store.list_lists(mode, states=("ready",))
     verified = {job.list_id for job in store.list_jobs(states=("done",), mode=mode)}
     exports = store.list_export_runs(states=("done",), mode=mode, kinds=("export",))  # undo and retry runs aside
@@ -69,7 +66,7 @@ def next_step(all_steps: list[Step]) -> Step | None:
     return next((step for step in all_steps if not step.done), None)
 
 
-def recent_lists(store: "Store", mode: str, limit: int = 5) -> pd.DataFrame:
+def recent_lists(store: Store, mode: str, limit: int = 5) -> pd.DataFrame:
     """The newest lists: name, rows, unique addresses, state, and when last verified."""
     records = store.list_lists(mode)[:limit]
     rows = []

@@ -11,11 +11,13 @@ import random
 import re
 import time
 from email.utils import parsedate_to_datetime
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+
+from lib.errors import UserError
 
 USER_AGENT = "clevertap-clearout-dashboard/1.0 (+python-requests)"
 
@@ -30,7 +32,7 @@ MAX_HINT_SECONDS = 60.0
 TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
-class ApiError(Exception):
+class ApiError(UserError):
     """A remote API call failed; `str()` says what to do. Carries HTTP status, API code, server text.
 
     Each client derives its own hierarchy from it (CleverTapError, ClearoutError), so callers catch
@@ -61,7 +63,7 @@ def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0,
                   jitter: Callable[[], float] = random.random) -> float:
     """Capped exponential delay before retry number `attempt + 1`, jittered into [half, full]."""
     ceiling = min(cap, base * (2 ** max(attempt, 0)))
-    return ceiling * (0.5 + 0.5 * jitter())
+    return float(ceiling * (0.5 + 0.5 * jitter()))
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

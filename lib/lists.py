@@ -9,13 +9,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Sequence
+from typing import BinaryIO
+from collections.abc import Sequence
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lib.errors import UserError
 from lib.csv_import import convert_csv
 from lib.emails import normalise_emails, valid_syntax_mask
 from lib.store import ListRecord, Store, StoreError
@@ -25,12 +27,8 @@ STATS_BATCH_ROWS = 256_000
 MAX_NAME_LENGTH = 120
 
 
-class ListError(ValueError):
+class ListError(UserError):
     """A list operation cannot be done; `str()` says why."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -109,7 +107,7 @@ def add_csv_list(store: Store, mode: str, source: BinaryIO | Path, *, file_name:
     staged = staging_path(store)
     try:
         conversion = convert_csv(source, staged, max_bytes=max_bytes)
-        stats = email_stats(staged, conversion.detected.email)
+        stats = email_stats(staged, conversion.email_column)
         record = store.create_list(name=list_name, mode=mode, source_kind="csv", source=file_name)
         try:
             staged.replace(store.list_path(record.id))

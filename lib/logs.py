@@ -56,3 +56,24 @@ def install_secret_filter(*logger_names: str) -> None:
         for handler in logging.getLogger(name).handlers:
             if _FILTER not in handler.filters:
                 handler.addFilter(_FILTER)
+
+
+_LIB_HANDLER_NAME = "lib-masked"
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Give every `lib.*` logger one handler that masks secrets, and keep its records from reaching
+    handlers we do not control (Python's fallback handler, or ones added later by a library).
+
+    Idempotent: the Streamlit process calls it on every runtime start.
+    """
+    lib = logging.getLogger("lib")
+    if not any(h.get_name() == _LIB_HANDLER_NAME for h in lib.handlers):
+        handler = logging.StreamHandler()
+        handler.set_name(_LIB_HANDLER_NAME)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(_FILTER)
+        lib.addHandler(handler)
+    lib.setLevel(level)
+    lib.propagate = False
+    install_secret_filter("streamlit")

@@ -1,31 +1,28 @@
-"""Audience pulls: a CleverTap profile query streamed into a list's Parquet file by a background thread.
+"""Audience pulls, in the worker process: a CleverTap profile query streamed into a list's Parquet file.
 
-CleverTap has no API that reads a dashboard segment's members, so an audience is a query (event,
-date range, profile filters) paged through the cursor export. Pages are turned into columns at once
-and written a few pages per Parquet row group: a million profiles never sit in memory as dicts.
-Progress (rows so far, expected rows) lives in the store, where pages poll it; a pull the process
-did not finish (restart) is marked failed at the next start, and its saved audience re-pulls it.
+Pages are turned into columns at once and written a few pages per Parquet row group: a million
+profiles never sit in memory as dicts. A list in state 'pulling' is the request; the worker leases
+it, keeps its progress (rows so far, expected rows) in the store, where pages poll it, and renews the
+lease as it goes. A pull whose worker died is taken over by the next worker and starts again from
+the first page (the cursor export has no resumable position worth trusting after a crash).
 """
 from __future__ import annotations
 
 import logging
 import queue
 import threading
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lib.clevertap import MAX_BATCH_SIZE, CleverTapError, _profile_from_record
-from lib.lists import clean_name, email_stats, staging_path
-from lib.runtime import MissingSecretError
-from lib.store import Audience, ListRecord, Store, StoreError
-
-if TYPE_CHECKING:
-    from lib.runtime import Runtime
+from lib.audiences import AudienceQuery, PullError, error_message
+from lib.clevertap import MAX_BATCH_SIZE, CleverTapClient, CleverTapError, profile_from_record
+from lib.errors import UserError
+from lib.lists import email_stats
+from lib.store import Connection, ListRecord, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -33,141 +30,18 @@ PULL_SCHEMA = pa.schema([("identity", pa.string()), ("objectId", pa.string()), (
                          ("name", pa.string()), ("MSG-email", pa.bool_())])
 PAGES_PER_ROW_GROUP = 4  # 4 pages of up to 4991 profiles: ~20k rows per group, a few MB of columns
 READ_AHEAD_PAGES = 2  # pages fetched ahead while one is converted: ~10k record dicts at most
-DEFAULT_DAYS = 30
-# Events every CleverTap project has, offered as suggestions; any other name can be typed.
-SUGGESTED_EVENTS = ("App Launched", "App Installed", "Product Viewed", "Added to Cart", "Charged",
-                    "App Uninstalled", "Notification Clicked")
-# The operators of CleverTap's query language for profile_fields (the sandbox simulates these).
-OPERATORS = ("equals", "not_equals", "contains", "greater_than", "less_than", "exists", "not_exists")
-INTERRUPTED = "Interrupted by a restart: pull it again."
-SERVICE_KEY = "pulls"
-
-
-class PullError(ValueError):
-    """An audience definition cannot be used; `str()` says what to fix."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+LEASE_SECONDS = 60.0
 
 
 class PullCancelled(Exception):
-    """The list was deleted, or the app is stopping: the pull ends without a file."""
+    """The list was deleted, the lease was lost, or the worker is stopping: the pull ends without a file."""
 
 
-@dataclass(frozen=True)
-class ProfileFilter:
-    name: str
-    operator: str
-    value: str | None
-
-    def as_query(self) -> dict[str, Any]:
-        spec: dict[str, Any] = {"name": self.name, "operator": self.operator}
-        if self.operator not in ("exists", "not_exists"):
-            spec["value"] = self.value
-        return spec
-
-
-@dataclass(frozen=True)
-class AudienceQuery:
-    connection_id: int
-    event_name: str
-    from_date: date
-    to_date: date
-    filters: tuple[ProfileFilter, ...] = ()
-
-    def profile_fields(self) -> list[dict[str, Any]]:
-        return [f.as_query() for f in self.filters]
-
-    def describe(self) -> str:
-        text = f"{self.event_name}, {self.from_date:%Y-%m-%d} → {self.to_date:%Y-%m-%d}"
-        for f in self.filters:
-            text += f" · {f.name} {f.operator.replace('_', ' ')}" + (f" {f.value}" if "exists" not in f.operator else "")
-        return text
-
-    @classmethod
-    def from_audience(cls, audience: Audience) -> AudienceQuery:
-        return cls(audience.connection_id, audience.event_name, date.fromisoformat(audience.from_date),
-                   date.fromisoformat(audience.to_date),
-                   tuple(ProfileFilter(f["name"], f["operator"], f.get("value")) for f in audience.filters))
-
-
-def default_range(today: date | None = None) -> tuple[date, date]:
-    """The last 30 days, ending today in UTC (CleverTap refuses dates in the future)."""
-    end = today or datetime.now(timezone.utc).date()
-    return end - timedelta(days=DEFAULT_DAYS), end
-
-
-def build_query(connection_id: int | None, event_name: str | None, from_date: date | None,
-                to_date: date | None, filters: Iterable[tuple[str, str, str]] = ()) -> AudienceQuery:
-    """Check what the form says and make a query of it. Blank filter rows are ignored.
-
-    Raises:
-        PullError: no connection or event, a reversed date range, a filter without name or value.
-    """
-    if connection_id is None:
-        raise PullError("Choose a CleverTap connection.")
-    event = (event_name or "").strip()
-    if not event:
-        raise PullError("Choose or type an event name (names are case-sensitive, e.g. App Launched).")
-    if from_date is None or to_date is None:
-        raise PullError("Choose a start and an end date.")
-    if from_date > to_date:
-        raise PullError(f"The start date {from_date:%Y-%m-%d} is after the end date {to_date:%Y-%m-%d}.")
-    checked = []
-    for name, operator, value in filters:
-        name, value = (name or "").strip(), (value or "").strip()
-        if not name and not value:
-            continue
-        if operator not in OPERATORS:
-            raise PullError(f"Unknown operator {operator!r}: use one of {', '.join(OPERATORS)}.")
-        if not name:
-            raise PullError("A profile filter has a value but no property name.")
-        if not value and operator not in ("exists", "not_exists"):
-            raise PullError(f"The filter on {name} needs a value (or the operator 'exists').")
-        checked.append(ProfileFilter(name, operator, value or None))
-    return AudienceQuery(connection_id, event, from_date, to_date, tuple(checked))
-
-
-# ---- talking to CleverTap ------------------------------------------------------------------------
-def _client(runtime: Runtime, connection_id: int):
-    connection = runtime.store.get_connection(connection_id)
-    if connection is None:
-        raise PullError("That CleverTap connection was removed: choose another one.")
-    return runtime.clevertap_client(connection)
-
-
-def count_audience(runtime: Runtime, query: AudienceQuery) -> int:
-    """CleverTap's count of the profiles the query matches (what a pull will bring).
-
-    Raises:
-        CleverTapError: CleverTap refused or could not be reached (the message says which).
-        MissingSecretError: the connection's passcode is not known to this process.
-    """
-    with _client(runtime, query.connection_id) as client:
-        return client.count_profiles(query.event_name, query.from_date, query.to_date,
-                                     filters=query.profile_fields() or None)
-
-
-def error_message(exc: CleverTapError) -> str:
-    """The client's message, with what to check when CleverTap does not know the event."""
-    if "invalid event" in (exc.server_message or "").lower():
-        return f"{exc.message}: event names are case-sensitive, check the spelling (e.g. App Launched)."
-    return exc.message
-
-
-def save_audience(store: Store, query: AudienceQuery, name: str) -> Audience:
-    return store.save_audience(name=clean_name(name), connection_id=query.connection_id,
-                               event_name=query.event_name, from_date=query.from_date.isoformat(),
-                               to_date=query.to_date.isoformat(), filters=query.profile_fields())
-
-
-# ---- writing -------------------------------------------------------------------------------------
 def records_to_table(records: Iterable[dict[str, Any]]) -> pa.Table:
     """The list columns of raw CleverTap records (objectId from platformInfo when not top-level)."""
     columns: dict[str, list[Any]] = {name: [] for name in PULL_SCHEMA.names}
     for record in records:
-        profile = _profile_from_record(record)
+        profile = profile_from_record(record)
         columns["identity"].append(profile.identity)
         columns["objectId"].append(profile.object_id)
         columns["email"].append(None if profile.email is None else str(profile.email))
@@ -212,7 +86,7 @@ def read_ahead(pages: Iterable[list[dict[str, Any]]], depth: int = READ_AHEAD_PA
     work take turns; with it they overlap. At most `depth` pages wait in memory. The helper stops
     when the caller stops iterating (closing this generator), and its errors are re-raised here.
     """
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
 
@@ -249,134 +123,108 @@ def read_ahead(pages: Iterable[list[dict[str, Any]]], depth: int = READ_AHEAD_PA
         helper.join(timeout=60)
 
 
-# ---- the background pulls ------------------------------------------------------------------------
-class PullService:
-    """Runs pulls in daemon threads; `stop()` makes each end at its next chunk, without a file."""
+def count_audience(client: CleverTapClient, query: AudienceQuery) -> int:
+    """CleverTap's count of the profiles a query matches (what a pull will bring).
 
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._threads: dict[int, threading.Thread] = {}
+    Raises:
+        CleverTapError: CleverTap refused or could not be reached (the message says which).
+    """
+    return client.count_profiles(query.event_name, query.from_date, query.to_date,
+                                 filters=query.profile_fields() or None)
 
-    def start(self, audience: Audience, list_name: str, *, expected_rows: int | None = None,
-              batch_size: int = MAX_BATCH_SIZE, pages_per_group: int = PAGES_PER_ROW_GROUP) -> ListRecord:
-        """Create the list (state 'pulling') and pull into it in the background."""
-        store = self._runtime.store
-        connection = store.get_connection(audience.connection_id)
-        if connection is None:
-            raise PullError("That CleverTap connection was removed: connect it again first.")
-        query = AudienceQuery.from_audience(audience)
-        record = store.create_list(name=clean_name(list_name), mode=self._runtime.mode, source_kind="audience",
-                                   source=f"{connection.name} · {query.describe()}", audience_id=audience.id,
-                                   connection_id=connection.id, expected_rows=expected_rows)
-        thread = threading.Thread(target=self._run, name=f"pull-{record.id}", daemon=True,
-                                  args=(record.id, audience, query, batch_size, pages_per_group))
-        with self._lock:
-            self._threads = {k: t for k, t in self._threads.items() if t.is_alive()}
-            self._threads[record.id] = thread
-        thread.start()
-        return record
 
-    def wait(self, list_id: int, timeout: float | None = None) -> None:
-        """Block until a pull's thread ends (tests and the benchmark; pages poll the store)."""
-        with self._lock:
-            thread = self._threads.get(list_id)
-        if thread is not None:
-            thread.join(timeout)
+class PullWorker:
+    """Pulls the lists waiting in state 'pulling', one at a time, renewing its lease as it goes.
 
-    def stop(self) -> None:
-        self._stopping.set()
-        with self._lock:
-            threads = list(self._threads.values())
-        for thread in threads:
-            thread.join(timeout=10)
+    Args:
+        client_for: the shared CleverTap client of a connection (not closed here); raises a UserError
+            when the app does not hold its passcode.
+        owner: this process (lib.processes), named in the list's lease.
+        stop: set when the process stops: the pull in progress ends at its next chunk, without a file,
+            and the next worker pulls the list again.
+    """
 
-    def _run(self, list_id: int, audience: Audience, query: AudienceQuery, batch_size: int,
-             pages_per_group: int) -> None:
-        store = self._runtime.store
-        staged = staging_path(store)
+    name = "pulls"
+
+    def __init__(self, store: Store, client_for: Callable[[Connection], CleverTapClient], *, mode: str, owner: str,
+                 stop: threading.Event | None = None, batch_size: int = MAX_BATCH_SIZE,
+                 pages_per_group: int = PAGES_PER_ROW_GROUP) -> None:
+        self.store = store
+        self.client_for = client_for
+        self.mode = mode
+        self.owner = owner
+        self.stop = stop or threading.Event()
+        self.batch_size = batch_size
+        self.pages_per_group = pages_per_group
+
+    def run_once(self) -> bool:
+        """Pull the next waiting list, if any; True when one was worked on."""
+        record = self.store.claim_pull(self.owner, mode=self.mode, lease_seconds=LEASE_SECONDS)
+        if record is None:
+            return False
         try:
-            with _client(self._runtime, query.connection_id) as client:
-                self._check_wanted(list_id)
-                if store.get_list(list_id).expected_rows is None:
-                    expected = client.count_profiles(query.event_name, query.from_date, query.to_date,
-                                                     filters=query.profile_fields() or None)
-                    store.update_list(list_id, expected_rows=expected)
-                pages = client.iter_profiles(query.event_name, query.from_date, query.to_date,
-                                             filters=query.profile_fields() or None, batch_size=batch_size)
-                write_pages(read_ahead(pages), staged, pages_per_group=pages_per_group,
-                            on_chunk=lambda rows: self._progress(list_id, rows))
-            self._check_wanted(list_id)
-            staged.replace(store.list_path(list_id))
-            stats = email_stats(store.list_path(list_id), "email")
-            store.update_list(list_id, state="ready", email_column="email", identity_column="identity",
+            self._pull(record)
+        finally:
+            if self.store.get_list(record.id) is not None:
+                self.store.renew_pull_lease(record.id, self.owner, lease_seconds=None)
+        return True
+
+    def release(self) -> None:
+        """Nothing held between rounds: a pull's lease is released when its round ends."""
+
+    def _pull(self, record: ListRecord) -> None:
+        store = self.store
+        staged = store.data_dir / "lists" / f".incoming-{record.id}.parquet"
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            audience = store.get_audience(record.audience_id) if record.audience_id else None
+            connection = store.get_connection(record.connection_id) if record.connection_id else None
+            if audience is None or connection is None:
+                raise PullError("The saved audience or its CleverTap connection was removed: connect the project "
+                                "again and define the audience anew.")
+            query = AudienceQuery.from_audience(audience)
+            client = self.client_for(connection)
+            store.update_list(record.id, rows=0)  # a pull taken over starts again from the first page
+            if record.expected_rows is None:
+                store.update_list(record.id, expected_rows=count_audience(client, query))
+            pages = client.iter_profiles(query.event_name, query.from_date, query.to_date,
+                                         filters=query.profile_fields() or None, batch_size=self.batch_size)
+            write_pages(read_ahead(pages), staged, pages_per_group=self.pages_per_group,
+                        on_chunk=lambda rows: self._progress(record.id, rows))
+            self._check_wanted(record.id)
+            staged.replace(store.list_path(record.id))
+            stats = email_stats(store.list_path(record.id), "email")
+            store.update_list(record.id, state="ready", email_column="email", identity_column="identity",
                               object_id_column="objectId", msg_email_column="MSG-email", **stats.as_changes())
             store.mark_audience_pulled(audience.id)
         except (PullCancelled, StoreError):
-            # Deleted while pulling (or the app is stopping): nothing to keep.
-            if store.get_list(list_id) is None:
-                store.list_path(list_id).unlink(missing_ok=True)
+            # Deleted while pulling (nothing to keep), or this worker is stopping or lost the lease
+            # (the next worker pulls the list again).
+            if store.get_list(record.id) is None:
+                store.list_path(record.id).unlink(missing_ok=True)
         except CleverTapError as exc:
-            self._fail(list_id, error_message(exc))
-        except PullError as exc:
-            self._fail(list_id, exc.message)
-        except MissingSecretError as exc:
-            self._fail(list_id, str(exc))
-        except Exception:  # noqa: BLE001 - a worker must record its failure, not die silently
-            log.exception("audience pull of list %s failed", list_id)
-            self._fail(list_id, "The pull stopped on an unexpected error (details in the server log): "
-                                "pull it again.")
+            self._fail(record.id, error_message(exc))
+        except UserError as exc:
+            self._fail(record.id, exc.message)
+        except Exception:
+            log.exception("audience pull of list %s failed", record.id)
+            self._fail(record.id, "The pull stopped on an unexpected error (details in the worker log): pull it again.")
         finally:
             staged.unlink(missing_ok=True)
 
     def _progress(self, list_id: int, rows: int) -> None:
         self._check_wanted(list_id)
-        self._runtime.store.update_list(list_id, rows=rows)
+        self.store.update_list(list_id, rows=rows)
 
     def _check_wanted(self, list_id: int) -> None:
-        if self._stopping.is_set() or self._runtime.store.get_list(list_id) is None:
+        if self.stop.is_set() or self.store.get_list(list_id) is None:
+            raise PullCancelled()
+        if not self.store.renew_pull_lease(list_id, self.owner, lease_seconds=LEASE_SECONDS):
             raise PullCancelled()
 
     def _fail(self, list_id: int, message: str) -> None:
-        store = self._runtime.store
-        store.list_path(list_id).unlink(missing_ok=True)
+        self.store.list_path(list_id).unlink(missing_ok=True)
         try:
-            store.update_list(list_id, state="failed", error=message, rows=0)
+            self.store.update_list(list_id, state="failed", error=message, rows=0)
         except StoreError:
             pass  # deleted meanwhile
-
-
-def pull_service(runtime: Runtime) -> PullService:
-    """The process's pull service (created by `start_pull_service` at startup, or on first use)."""
-    service = runtime.services.get(SERVICE_KEY)
-    if service is None:
-        service = runtime.services.setdefault(SERVICE_KEY, PullService(runtime))
-    return service
-
-
-def start_pull_service(runtime: Runtime) -> PullService:
-    """At startup: pulls left 'pulling' by the previous process can never finish; say so."""
-    marked = runtime.store.fail_unfinished_lists(runtime.mode, INTERRUPTED)
-    if marked:
-        log.info("marked %d interrupted audience pull(s) as failed", marked)
-    for leftover in (runtime.store.data_dir / "lists").glob(".incoming-*.parquet"):
-        leftover.unlink(missing_ok=True)
-    return pull_service(runtime)
-
-
-def start_pull(runtime: Runtime, audience: Audience, list_name: str, *,
-               expected_rows: int | None = None) -> ListRecord:
-    """Pull a saved audience into a new list in the background; returns the list ('pulling')."""
-    return pull_service(runtime).start(audience, list_name, expected_rows=expected_rows)
-
-
-def pull_again(runtime: Runtime, failed: ListRecord) -> ListRecord:
-    """Re-pull a failed list's saved audience into a new list, which replaces the failed one."""
-    audience = runtime.store.get_audience(failed.audience_id) if failed.audience_id else None
-    if audience is None:
-        raise PullError("This list's saved audience is gone (its connection was removed): connect the "
-                        "project again and define the audience anew.")
-    record = start_pull(runtime, audience, failed.name)
-    runtime.store.delete_list(failed.id)
-    return record

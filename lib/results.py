@@ -15,6 +15,9 @@ import plotly.graph_objects as go
 
 from lib import charts, downloads, merge
 from lib import columns as co
+from lib.errors import UserError
+from lib.figures import Metric
+from lib.filters import FilterOptions, filter_options
 from lib.store import ListRecord, Store, VerificationJob
 
 PREVIEW_ROWS = 1_000  # the browser never receives more rows than this
@@ -22,12 +25,8 @@ XLSX_ROWS_PER_SECOND = 9_000  # lib.downloads: XlsxWriter's pace on this machine
 XLSX_SLOW_ROWS = 50_000  # above this an Excel file takes long enough to warn first (~6 s)
 
 
-class ResultsError(RuntimeError):
+class ResultsError(UserError):
     """A verified list cannot be shown; `message` says why and what to do."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,7 @@ class Summary:
     domains: pd.DataFrame
     providers: pd.DataFrame
     sources: pd.DataFrame
-    options: merge.FilterOptions
+    options: FilterOptions
 
     @property
     def credits_saved(self) -> int:
@@ -131,16 +130,7 @@ def summarise(merged: pd.DataFrame, email_column: str, job: VerificationJob) -> 
         status=charts.status_counts(merged), safe_to_send=charts.safe_to_send_counts(merged),
         reasons=charts.reason_counts(merged), flags=charts.flag_shares(merged),
         domains=charts.domain_stats(merged, by=co.DOMAIN), providers=charts.domain_stats(merged, by=co.SMTP_PROVIDER),
-        sources=charts.source_counts(merged), options=merge.filter_options(merged))
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One key figure as the page shows it."""
-    label: str
-    value: str
-    note: str  # unit or share, shown under the value
-    help: str
+        sources=charts.source_counts(merged), options=filter_options(merged))
 
 
 def key_metrics(summary: Summary) -> list[Metric]:
@@ -181,28 +171,6 @@ def figures(summary: Summary) -> tuple[go.Figure, ...]:
             charts.source_chart(summary.sources), charts.flag_chart(summary.flags),
             charts.domain_chart(summary.domains), charts.provider_chart(summary.providers),
             charts.reason_chart(summary.reasons))
-
-
-@dataclass(frozen=True)
-class Selection:
-    """The preview filters; within one filter any value matches, across filters all must."""
-    statuses: tuple[str, ...] = ()
-    safe_to_send: tuple[str, ...] = ()
-    reasons: tuple[str, ...] = ()
-    flags: tuple[str, ...] = ()
-    domains: tuple[str, ...] = ()
-
-    @property
-    def active(self) -> bool:
-        return any((self.statuses, self.safe_to_send, self.reasons, self.flags, self.domains))
-
-
-def select(merged: pd.DataFrame, selection: Selection) -> pd.DataFrame:
-    """The rows matching `selection`; `merged` itself (no copy) when no filter is set."""
-    if not selection.active:
-        return merged
-    return merge.filter_rows(merged, statuses=selection.statuses, safe_to_send=selection.safe_to_send,
-                             reasons=selection.reasons, flags=selection.flags, domains=selection.domains)
 
 
 def preview(matching: pd.DataFrame, limit: int = PREVIEW_ROWS) -> pd.DataFrame:

@@ -1,25 +1,108 @@
-"""Process-wide services: the store, the vault, the sandbox server (in sandbox mode), clients.
+"""A process's composition root: settings, the store, the vault, where the APIs are, and the clients.
 
-One `Runtime` per server process (lib/ui.py caches it with st.cache_resource); pages and workers
-reach every durable or shared thing through it, never through module-level globals.
+Both processes build one `Runtime`: the Streamlit server (`lib.ui.runtime()`, cached for every
+session) and the worker (`python -m lib.worker`). Services receive what they need from it (the
+store, `Clients`, the mode) as arguments; nothing reaches into it from below.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
-from lib.logs import install_secret_filter
-from lib.settings import Settings
+from lib.clearout import ClearoutClient
+from lib.clevertap import CleverTapClient
+from lib.errors import UserError
+from lib.logs import configure_logging
+from lib.sandbox.endpoint import SandboxEndpoint
+from lib.secret_relay import RelayClient, RelayServer, relay_address
+from lib.settings import Mode, Settings
 from lib.store import Connection, Store
 from lib.vault import Vault
 
-if TYPE_CHECKING:
-    from lib.clearout import ClearoutClient
-    from lib.clevertap import CleverTapClient
-    from lib.sandbox import Sandbox
-
 log = logging.getLogger(__name__)
+
+
+class MissingSecretError(UserError):
+    """A passcode or token is needed and this app does not hold it (the message says where to enter it)."""
+
+
+def _fingerprint(secret: str) -> str:
+    # Keys the shared clients by secret without keeping the secret itself as a dict key.
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+class Clients:
+    """The one place that puts secrets into API clients; shares one client (one Session) per secret.
+
+    `clearout()` and `clevertap(connection)` return a long-lived shared client: callers must not
+    close it. `clearout_with()`/`clevertap_with()` make a private client for a secret someone just
+    typed (a credentials check); those are the caller's to close.
+    """
+
+    def __init__(self, vault: Vault, *, clevertap_base: str | None, clearout_base: str | None) -> None:
+        self.vault = vault
+        self.clevertap_base = clevertap_base  # may hold {region}; None: the real regional hosts
+        self.clearout_base = clearout_base
+        self._lock = threading.Lock()
+        self._clearout: dict[str, ClearoutClient] = {}
+        self._clevertap: dict[tuple[str, str, str], CleverTapClient] = {}
+
+    def has_clearout_token(self) -> bool:
+        return bool(self.vault.clearout_token())
+
+    def clearout(self) -> ClearoutClient:
+        """The shared client of the Clearout token this app holds.
+
+        Raises:
+            MissingSecretError: no token yet.
+        """
+        token = self.vault.clearout_token()
+        if not token:
+            raise MissingSecretError("No Clearout API token yet: enter it on the Connect page.")
+        key = _fingerprint(token)
+        with self._lock:
+            client = self._clearout.get(key)
+            if client is None:
+                client = self._clearout[key] = ClearoutClient(token, base_url=self.clearout_base)
+        return client
+
+    def clevertap(self, connection: Connection) -> CleverTapClient:
+        """The shared client of a saved connection.
+
+        Raises:
+            MissingSecretError: the passcode is not known to this app (kept in memory, then a restart).
+        """
+        passcode = self.vault.passcode(connection.account_id)
+        if not passcode:
+            raise MissingSecretError(
+                f"The passcode of {connection.name} is not known to this app (it was kept in memory and the "
+                "app has restarted): enter it again on the Connect page.")
+        key = (connection.account_id, connection.region, _fingerprint(passcode))
+        with self._lock:
+            client = self._clevertap.get(key)
+            if client is None:
+                client = self._clevertap[key] = CleverTapClient(
+                    connection.account_id, passcode, connection.region, base_url=self.clevertap_base)
+        return client
+
+    def clearout_with(self, token: str, *, timeout: float, max_retries: int) -> ClearoutClient:
+        return ClearoutClient(token, base_url=self.clearout_base, timeout=timeout, max_retries=max_retries)
+
+    def clevertap_with(self, account_id: str, passcode: str, region: str, *, timeout: float,
+                       max_retries: int) -> CleverTapClient:
+        return CleverTapClient(account_id, passcode, region, base_url=self.clevertap_base, timeout=timeout,
+                               max_retries=max_retries)
+
+    def close(self) -> None:
+        with self._lock:
+            clients: list[ClearoutClient | CleverTapClient] = [*self._clearout.values(), *self._clevertap.values()]
+            self._clearout.clear()
+            self._clevertap.clear()
+        for client in clients:
+            client.close()
 
 
 @dataclass
@@ -27,91 +110,64 @@ class Runtime:
     settings: Settings
     store: Store
     vault: Vault
-    sandbox: "Sandbox | None" = None
-    services: dict[str, Any] = field(default_factory=dict)  # workers, started by their modules
+    clients: Clients
+    sandbox: SandboxEndpoint | None = None  # in sandbox mode: the simulated services and their demo credentials
+    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @property
-    def mode(self) -> str:
+    def mode(self) -> Mode:
         return self.settings.app_mode
 
-    def clevertap_base(self) -> str | None:
-        """The CleverTap base URL (may hold `{region}`); None means the real regional hosts."""
-        if self.settings.clevertap_api_base:
-            return self.settings.clevertap_api_base
-        return self.sandbox.clevertap_base_template if self.sandbox else None
-
-    def clearout_base(self) -> str | None:
-        if self.settings.clearout_api_base:
-            return self.settings.clearout_api_base
-        return self.sandbox.clearout_base if self.sandbox else None
-
-    def clevertap_client(self, connection: Connection, passcode: str | None = None) -> "CleverTapClient":
-        """A client for a saved connection; raises MissingSecretError if its passcode is unknown."""
-        from lib.clevertap import CleverTapClient
-
-        passcode = passcode or self.vault.passcode(connection.account_id)
-        if not passcode:
-            raise MissingSecretError(
-                f"The passcode of {connection.name} is not known to this server (it was kept in memory "
-                "and the app has restarted): enter it again on the Connect page.")
-        return CleverTapClient(connection.account_id, passcode, connection.region,
-                               base_url=self.clevertap_base())
-
-    def clearout_client(self) -> "ClearoutClient":
-        from lib.clearout import ClearoutClient
-
-        token = self.vault.clearout_token()
-        if not token:
-            raise MissingSecretError("No Clearout API token yet: enter it on the Connect page.")
-        return ClearoutClient(token, base_url=self.clearout_base())
-
     def close(self) -> None:
-        for service in list(self.services.values()):
-            stop = getattr(service, "stop", None)
-            if stop:
-                stop()
-        self.services.clear()
-        if self.sandbox is not None:
-            self.sandbox.stop()
+        for close in reversed(self._closers):
+            try:
+                close()
+            except Exception:
+                log.exception("closing the runtime")
+        self._closers.clear()
+        self.clients.close()
         self.store.close()
 
 
-class MissingSecretError(RuntimeError):
-    """A passcode or token is needed and this process does not hold it."""
+def _sandbox(settings: Settings, closers: list[Callable[[], None]]) -> SandboxEndpoint:
+    """The sandbox this process talks to: SANDBOX_URL (the run script starts one for both processes),
+    or one started here, in this process, which keeps its state in DATA_DIR/sandbox."""
+    if settings.sandbox_url:
+        return SandboxEndpoint.at(settings.sandbox_url, seed=settings.sandbox_seed)
+    from lib.sandbox import Sandbox, SandboxConfig
+
+    server = Sandbox(SandboxConfig(
+        seed=settings.sandbox_seed, profiles=settings.sandbox_profiles,
+        latency_ms=settings.sandbox_latency_ms, fault_rate=settings.sandbox_fault_rate,
+        bulk_seconds=settings.sandbox_bulk_seconds, state_dir=str(settings.data_dir / "sandbox"))).start()
+    closers.append(server.stop)
+    log.info("sandbox mode: simulated CleverTap and Clearout in this process at %s", server.base_url)
+    return SandboxEndpoint.at(server.base_url, seed=settings.sandbox_seed, region=server.region)
 
 
-def start_runtime(settings: Settings) -> Runtime:
-    """Open the store, load secrets, and in sandbox mode start the local sandbox server."""
-    install_secret_filter("streamlit", "lib")
+def start_runtime(settings: Settings, *, role: str = "app") -> Runtime:
+    """Open the store and the vault, find the APIs (in sandbox mode, the sandbox), build the clients.
+
+    Args:
+        role: "app" (the Streamlit server: it lends secrets kept in its memory to the worker) or
+            "worker" (asks the app for them).
+    """
+    configure_logging()
     store = Store(settings.data_dir)
-    vault = Vault(settings)
-    sandbox = None
-    if settings.is_sandbox:
-        from lib.sandbox import Sandbox, SandboxConfig
-
-        sandbox = Sandbox(SandboxConfig(
-            seed=settings.sandbox_seed, profiles=settings.sandbox_profiles,
-            latency_ms=settings.sandbox_latency_ms, fault_rate=settings.sandbox_fault_rate,
-            bulk_seconds=settings.sandbox_bulk_seconds,
-            # Keeps the simulated services' state beside ours, so an app restart finds its
-            # bulk lists and profile changes where it left them, as it would with the real ones.
-            state_dir=str(settings.data_dir / "sandbox"))).start()
+    closers: list[Callable[[], None]] = []
+    address = relay_address(settings.data_dir)
+    vault = Vault(settings, relay=RelayClient(address) if role == "worker" else None)
+    sandbox = _sandbox(settings, closers) if settings.is_sandbox else None
+    if sandbox is not None:
+        # The demo credentials are known to every process: a restart never asks for them.
         if not vault.clearout_token():
             vault.set_clearout_token(sandbox.clearout_token, remember=False)
-        log.info("sandbox mode: simulated CleverTap and Clearout at %s", sandbox.clearout_base)
-    runtime = Runtime(settings=settings, store=store, vault=vault, sandbox=sandbox)
-    _start_workers(runtime)
-    return runtime
-
-
-def _start_workers(runtime: Runtime) -> None:
-    """Background workers resume whatever the store says is in flight (after a restart too)."""
-    from lib.pulls import start_pull_service
-
-    start_pull_service(runtime)  # audience pulls; those a restart interrupted are marked failed
-    from lib.jobs import start_worker
-
-    start_worker(runtime)  # verification jobs: resumes uploads, polls and downloads in flight
-    from lib.export import start_export_worker
-
-    start_export_worker(runtime)  # export runs: resumes the batches a restart interrupted
+        if vault.passcode(sandbox.account_id) is None:
+            vault.set_passcode(sandbox.account_id, sandbox.passcode, remember=False)
+    if role == "app" and (relay := RelayServer.try_start(address, vault)) is not None:
+        closers.append(relay.close)
+    clients = Clients(
+        vault,
+        clevertap_base=settings.clevertap_api_base or (sandbox.clevertap_base_template if sandbox else None),
+        clearout_base=settings.clearout_api_base or (sandbox.clearout_base if sandbox else None))
+    return Runtime(settings=settings, store=store, vault=vault, clients=clients, sandbox=sandbox, _closers=closers)

@@ -4,16 +4,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
+from collections.abc import Mapping
 
 from dotenv import dotenv_values
+
+from lib.errors import UserError
 
 Mode = Literal["sandbox", "live"]
 SECRET_FIELDS = ("clevertap_passcode", "clearout_api_token")
 DEFAULT_ENV_FILE = Path(".env")
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError):
     """A setting has a value we cannot use; the message names the setting."""
 
 
@@ -37,6 +40,8 @@ class Settings:
     sandbox_profiles: int = 20_000
     sandbox_seed: int = 7
     sandbox_fault_rate: float = 0.0
+    sandbox_url: str | None = None  # a running sandbox (the run script starts one for both processes)
+    sandbox_port: int = 0  # the port the run script starts the sandbox on (0: any free one)
     # Every `<NAME>=value` of the .env and environment, for remembered per-project passcodes
     # (CLEVERTAP_PASSCODE_<ACCOUNT>); never rendered.
     extra_secrets: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -71,12 +76,12 @@ def _text(values: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def _number(values: Mapping[str, str], name: str, default: float, cast: type = int) -> float:
+def _number(values: Mapping[str, str], name: str, default: float, cast: type[int] | type[float] = int) -> float:
     raw = _text(values, name)
     if raw is None:
         return default
     try:
-        return cast(raw)
+        return float(cast(raw))
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
@@ -116,5 +121,7 @@ def load_settings(env_file: Path | str | None = None, environ: Mapping[str, str]
         sandbox_profiles=int(_number(values, "SANDBOX_PROFILES", 20_000)),
         sandbox_seed=int(_number(values, "SANDBOX_SEED", 7)),
         sandbox_fault_rate=float(_number(values, "SANDBOX_FAULT_RATE", 0.0, float)),
+        sandbox_url=_text(values, "SANDBOX_URL"),
+        sandbox_port=int(_number(values, "SANDBOX_PORT", 0)),
         extra_secrets=remembered,
     )

@@ -2,6 +2,10 @@
 
 Never the SQLite store, never a log line (every secret is registered with the masking filter),
 never page output. Passcodes are keyed by CleverTap project id: a project lives in one region.
+
+The worker process has a vault of its own, with a `relay` to the Streamlit process's vault for
+secrets entered there and kept in its memory (lib/secret_relay.py); on a miss it also reads `.env`
+again, where a passcode may have been remembered since it started.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from pathlib import Path
 from dotenv import dotenv_values, set_key, unset_key
 
 from lib.logs import register_secret
+from lib.secret_relay import SecretSource
 from lib.settings import Settings
 
 TOKEN_KEY = "CLEAROUT_API_TOKEN"
@@ -26,8 +31,9 @@ def passcode_env_key(account_id: str) -> str:
 class Vault:
     """Secrets of this server process; shared by every browser session, like the store."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, relay: SecretSource | None = None) -> None:
         self._env_file = settings.env_file
+        self._relay = relay
         self._lock = threading.Lock()
         self._passcodes: dict[str, str] = {}
         self._remembered: dict[str, str] = dict(settings.extra_secrets)
@@ -50,7 +56,11 @@ class Vault:
 
     def passcode(self, account_id: str) -> str | None:
         with self._lock:
-            return self._passcodes.get(account_id) or self._remembered.get(passcode_env_key(account_id))
+            known = self._passcodes.get(account_id) or self._remembered.get(passcode_env_key(account_id))
+        if known is None and self._relay is not None:
+            known = self._env_value(passcode_env_key(account_id)) or self._relay.passcode(account_id)
+            register_secret(known)
+        return known
 
     def is_remembered(self, account_id: str) -> bool:
         with self._lock:
@@ -75,7 +85,11 @@ class Vault:
 
     def clearout_token(self) -> str | None:
         with self._lock:
-            return self._token
+            known = self._token
+        if known is None and self._relay is not None:
+            known = self._env_value(TOKEN_KEY) or self._relay.clearout_token()
+            register_secret(known)
+        return known
 
     def is_token_remembered(self) -> bool:
         with self._lock:
@@ -94,6 +108,10 @@ class Vault:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         set_key(str(path), key, value, quote_mode="always")
         os.chmod(path, 0o600)
+
+    def _env_value(self, key: str) -> str | None:
+        path = Path(self._env_file)
+        return (dotenv_values(path).get(key) or None) if path.is_file() else None
 
     def _env_has(self, key: str) -> bool:
         path = Path(self._env_file)

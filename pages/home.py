@@ -1,13 +1,13 @@
 """Home: where to start, jobs in flight and recent lists at a glance, and the Clearout credits."""
 import streamlit as st
 
-from lib import guide, jobs, ui
+from lib import guide, ui
+from lib.ui.jobs import job_rows, rerun_when_jobs_finish
+from lib.verification import views
 
-ui.page_header("Home", "Keep CleverTap email audiences clean with Clearout: connect, pick a list, "
-                       "verify it, review the verdicts, write them back.")
-rt = ui.runtime()
-
-steps = guide.steps(rt)
+rt = ui.page_header("Home", "Keep CleverTap email audiences clean with Clearout: connect, pick a list, "
+                            "verify it, review the verdicts, write them back.")
+steps = guide.steps(rt.store, rt.mode, has_token=rt.clients.has_clearout_token())
 upcoming = guide.next_step(steps)
 main, side = st.columns([3, 1])
 with main:
@@ -17,12 +17,12 @@ with main:
                 ":blue[:material/arrow_forward:]" if step is upcoming else ":gray[:material/radio_button_unchecked:]")
         left, right = st.columns([1, 3], vertical_alignment="center")
         left.page_link(step.page, label=f"{step.number}. {step.title}", icon=step.icon)
-        right.markdown(f"{mark} {step.status}")
+        right.markdown(f"{mark} {ui.escape_md(step.status)}")
     if upcoming is not None:
-        st.info(f"**Next: {upcoming.title}.** {upcoming.status}.", icon=":material/arrow_forward:")
+        st.info(f"**Next: {upcoming.title}.** {ui.escape_md(upcoming.status)}.", icon=":material/arrow_forward:")
 with side:
     balance = ui.clearout_balance()
-    st.metric("Clearout credits", "—" if balance.available is None else f"{balance.available:,}")
+    st.metric("Clearout credits", ui.balance_text(balance))
     if balance.message:
         st.caption(balance.message)
 
@@ -31,12 +31,12 @@ st.subheader("Verifications in progress")
 
 @st.fragment(run_every=2)
 def in_flight() -> None:
-    if waiting := jobs.waiting_reason(rt):
+    if waiting := views.waiting_reason(rt.store, rt.mode, has_token=rt.clients.has_clearout_token()):
         st.warning(waiting, icon=":material/key:")
-    views = jobs.job_views(rt.store, rt.mode, unfinished_only=True)
-    ui.rerun_when_jobs_finish(views, "home_in_flight")
-    if views:
-        ui.job_rows(views, "home")
+    items = views.job_views(rt.store, rt.mode, unfinished_only=True)
+    rerun_when_jobs_finish(items, "home_in_flight")
+    if items:
+        job_rows(items, "home")
     else:
         st.caption("Nothing is being verified right now. Start a verification on the Verify page.")
 

@@ -2,96 +2,17 @@
 import streamlit as st
 
 from lib import connections as conn
-from lib import lists, pulls, ui
-from lib.clevertap import CleverTapError
-from lib.csv_import import CsvImportError
-from lib.runtime import MissingSecretError
+from lib import ui
+from lib.ui import lists as widgets
 
-ui.page_header("Lists", "Add an email list from a CleverTap audience or a CSV file, and manage My lists.")
-rt = ui.runtime()
-state = st.session_state
+rt = ui.page_header("Lists", "Add an email list from a CleverTap audience or a CSV file, and manage My lists.")
 views = {v.connection.id: v for v in conn.connection_views(rt)}
 audience_tab, csv_tab = st.tabs(["From a CleverTap audience", "From a CSV file"])
-
 with audience_tab:
-    if not views:
-        st.info("No CleverTap project connected yet: connect one first, or add a CSV file instead.",
-                icon=":material/info:")
-        ui.link("pages/connect.py", "Connect a CleverTap project")
-    else:
-        st.caption("CleverTap cannot list a dashboard segment's members, so an audience is a query: the "
-                   "profiles that did an event in a date range, optionally narrowed by profile properties.")
-        connection_id = st.selectbox("CleverTap connection", list(views), key="lists_connection",
-                                     format_func=lambda i: views[i].connection.name)
-        event = st.selectbox("Event", pulls.SUGGESTED_EVENTS, key="lists_event", accept_new_options=True,
-                             help="Pick one or type any event name: names are case-sensitive.")
-        dates = st.date_input("Date range", value=pulls.default_range(), key="lists_dates")
-        rows = state.setdefault("lists_filter_rows", 0)
-        for i in range(rows):
-            name_col, op_col, value_col = st.columns([2, 1, 2])
-            name_col.text_input("Profile property", key=f"lists_filter_name_{i}", placeholder="Customer Type")
-            op_col.selectbox("Operator", pulls.OPERATORS, key=f"lists_filter_op_{i}")
-            value_col.text_input("Value", key=f"lists_filter_value_{i}", placeholder="Gold")
-        st.button("Add a profile filter", icon=":material/add:", key="lists_add_filter", on_click=state.update,
-                  args=({"lists_filter_rows": rows + 1},))
-        try:
-            query = pulls.build_query(connection_id, event, *(list(dates) + [None, None])[:2],
-                                      [(state[f"lists_filter_name_{i}"], state[f"lists_filter_op_{i}"],
-                                        state[f"lists_filter_value_{i}"]) for i in range(rows)])
-        except pulls.PullError as exc:
-            query = None
-            st.warning(exc.message)
-        if query is not None and st.button("Count matching profiles", key="lists_count"):
-            try:
-                with st.spinner("CleverTap is counting…"):
-                    state["lists_counted"] = (query, pulls.count_audience(rt, query))
-            except CleverTapError as exc:
-                st.error(pulls.error_message(exc))
-            except MissingSecretError as exc:
-                st.error(str(exc))
-        counted_query, count = state.get("lists_counted", (None, None))
-        if query is not None and counted_query == query:
-            st.success(f"**{count:,}** profiles match: {query.describe()}.")
-            list_name = st.text_input("List name", value=f"{query.event_name} {query.to_date:%Y-%m-%d}",
-                                      key="lists_audience_name")
-            if st.button(f"Pull {count:,} profiles into My lists", key="lists_pull", type="primary",
-                         disabled=count == 0):
-                try:
-                    audience = pulls.save_audience(rt.store, query, list_name)
-                    state["lists_chosen"] = pulls.start_pull(rt, audience, list_name, expected_rows=count).id
-                    state.pop("lists_counted")
-                    st.rerun()
-                except (lists.ListError, pulls.PullError) as exc:
-                    st.error(exc.message)
-        saved = [a for a in rt.store.list_audiences() if a.connection_id in views]
-        if saved:
-            with st.expander(f"Saved audiences ({len(saved)})"):
-                for audience in saved:
-                    text_col, button_col = st.columns([5, 1])
-                    text_col.markdown(f"**{audience.name}** · {pulls.AudienceQuery.from_audience(audience).describe()}"
-                                      f" · last pulled {ui.timestamp(audience.last_pulled_at)}")
-                    if button_col.button("Pull again", key=f"lists_repull_{audience.id}"):
-                        state["lists_chosen"] = pulls.start_pull(rt, audience, audience.name).id
-                        st.rerun()
-
+    widgets.audience_form(rt, views)
+    widgets.saved_audiences(rt, views)
 with csv_tab:
-    st.caption("A CSV file with an Email column, e.g. a segment downloaded from CleverTap's Find People. "
-               f"Up to {rt.settings.upload_max_mb} MB; comma, semicolon or tab separated.")
-    upload = st.file_uploader("CSV file", key="lists_upload")
-    csv_name = st.text_input("List name", key="lists_csv_name", placeholder="Defaults to the file name")
-    if upload is not None and st.button("Add to My lists", key="lists_add_csv", type="primary"):
-        try:
-            with st.spinner(f"Reading {upload.name}…"):
-                record, notice = lists.add_csv_list(rt.store, rt.mode, upload, file_name=upload.name,
-                                                    max_bytes=rt.settings.upload_max_mb * 1_000_000,
-                                                    name=csv_name.strip() or None)
-            st.success(f"Added **{record.name}**: {record.rows:,} rows, {record.unique_emails:,} unique "
-                       f"addresses (email column: {record.email_column}). It is chosen in My lists below.")
-            state["lists_chosen"] = record.id  # the list just added is the one to look at and verify
-            if notice:
-                st.warning(notice)
-        except (CsvImportError, lists.ListError) as exc:
-            st.error(exc.message)
+    widgets.csv_form(rt)
 
 st.subheader("My lists")
 records = rt.store.list_lists(rt.mode)
@@ -100,62 +21,15 @@ pulling = [r for r in records if r.state == "pulling"]
 
 @st.fragment(run_every=2 if pulling else None)
 def pull_progress() -> None:
-    current = {r.id: r for r in rt.store.list_lists(rt.mode, states=["pulling"])}
-    if set(current) != {r.id for r in pulling}:
-        st.rerun(scope="app")  # a pull ended: refresh the whole table
-    for record in current.values():
-        share = lists.progress(record)
-        total = f" of {record.expected_rows:,}" if record.expected_rows is not None else ""
-        st.progress(share or 0.0, text=f"Pulling **{record.name}**: {record.rows:,}{total} profiles")
+    widgets.pull_progress(rt, pulling)
 
 
 pull_progress()
 if not records:
     st.info("No lists yet: add one from a CleverTap audience or a CSV file above.", icon=":material/info:")
     st.stop()
-st.dataframe(lists.overview(records), key="lists_table", height=min(400, 38 + 35 * len(records)), hide_index=True,
-             # The figures first: at a 1280-pixel window the long Source text is what scrolls out of view.
-             column_order=("Name", "State", *lists.COUNT_COLUMNS, "Added", "Source"),
-             column_config={"Name": st.column_config.TextColumn(width="medium"),
-                            "Source": st.column_config.TextColumn(width="large"),
-                            "Added": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-                            **{c: st.column_config.NumberColumn(format="localized", width="small", help=h)
-                               for c, h in lists.COUNT_HELP.items()}})
+widgets.list_table(records)
 by_id = {r.id: r for r in records}
 chosen = by_id.get(st.selectbox("Choose a list", list(by_id), key="lists_chosen", format_func=lambda i: by_id[i].name))
 if chosen is not None:
-    if chosen.state == "failed":
-        st.error(chosen.error or "This list failed.")
-        if chosen.audience_id and st.button("Pull it again", key="lists_retry"):
-            try:
-                pulls.pull_again(rt, chosen)
-                st.rerun()
-            except pulls.PullError as exc:
-                st.error(exc.message)
-    if chosen.state == "ready":
-        with st.expander(f"Preview: the first {lists.PREVIEW_ROWS} rows"):
-            try:
-                st.dataframe(lists.preview(rt.store, chosen), key="lists_preview", hide_index=True)
-            except lists.ListError as exc:
-                st.info(exc.message)
-        if st.button("Verify this list", key="lists_verify", type="primary", icon=":material/verified:",
-                     help="Opens Verify with this list chosen: the cost is shown before anything starts"):
-            state["verify_list"] = chosen.id
-            st.switch_page("pages/verify.py")
-    name_col, rename_col, delete_col = st.columns([3, 1, 1], vertical_alignment="bottom")
-    new_name = name_col.text_input("Name", value=chosen.name, key=f"lists_rename_{chosen.id}")
-    if rename_col.button("Rename", key="lists_rename"):
-        try:
-            lists.rename_list(rt.store, chosen.id, new_name)
-            st.rerun()
-        except lists.ListError as exc:
-            st.error(exc.message)
-    delete_col.button("Delete", key="lists_delete", on_click=state.update, args=({"lists_confirm": chosen.id},))
-    if state.get("lists_confirm") == chosen.id:
-        st.warning(f"Delete **{chosen.name}** with its file and verification results? This cannot be undone.")
-        yes, no = st.columns(2)
-        if yes.button("Yes, delete", key="lists_delete_yes", type="primary"):
-            lists.delete_list(rt.store, chosen.id)
-            state.pop("lists_confirm")
-            st.rerun()
-        no.button("Cancel", key="lists_delete_no", on_click=state.pop, args=("lists_confirm",))
+    widgets.chosen_list(rt, chosen)

@@ -1,16 +1,21 @@
-"""Shared fixtures: a sandbox over real HTTP on 127.0.0.1, and an isolated data directory."""
+"""Shared fixtures: a sandbox over real HTTP on 127.0.0.1, a scripted HTTP server, and retries
+without waiting."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
 
 import pytest
+
+if TYPE_CHECKING:
+    from lib.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def sandbox() -> Iterator["Sandbox"]:
+def sandbox() -> Iterator[Sandbox]:
     """One shared sandbox for read-mostly tests. Tests that mutate state use `make_sandbox`."""
     from lib.sandbox import Sandbox, SandboxConfig
 
@@ -19,7 +24,7 @@ def sandbox() -> Iterator["Sandbox"]:
 
 
 @pytest.fixture
-def make_sandbox() -> Iterator[Callable[..., "Sandbox"]]:
+def make_sandbox() -> Iterator[Callable[..., Sandbox]]:
     """Factory for a private sandbox with custom knobs; every one started is stopped afterwards."""
     from lib.sandbox import Sandbox, SandboxConfig
 
@@ -35,3 +40,23 @@ def make_sandbox() -> Iterator[Callable[..., "Sandbox"]]:
     yield _make
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[..., Any]]:
+    """`scripted([(status, headers, body), ...])` starts a server on 127.0.0.1, port 0 (tests/http_support.py)."""
+    from tests.http_support import scripted_servers
+
+    with scripted_servers() as start:
+        yield start
+
+
+@pytest.fixture
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Retries and polls without waiting, jitter pinned to 1.0; returns the sleeps asked for."""
+    from lib import http
+
+    slept: list[float] = []
+    monkeypatch.setattr(http, "sleep", slept.append)
+    monkeypatch.setattr(http, "jitter", lambda: 1.0)
+    return slept

@@ -13,7 +13,7 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -54,12 +54,13 @@ def app_environment(data_dir: Path, **knobs: str) -> dict[str, str]:
 
 @contextmanager
 def app_server(data_dir: Path, log_path: Path, **knobs: str) -> Iterator[AppServer]:
-    """`streamlit run app.py` on a free port until healthy; SIGTERM afterwards (kill on timeout)."""
+    """The README's run command (`python -m lib.serve`: sandbox, worker, Streamlit) on a free port until
+    healthy; SIGTERM afterwards, which stops all three (kill on timeout)."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+            [sys.executable, "-m", "lib.serve", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
             cwd=ROOT, env=app_environment(data_dir, **knobs), stdout=log, stderr=subprocess.STDOUT)
@@ -70,7 +71,7 @@ def app_server(data_dir: Path, log_path: Path, **knobs: str) -> Iterator[AppServ
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-import pytest
 
 from lib.runtime import Runtime, start_runtime
 from lib.settings import load_settings
@@ -26,9 +25,3 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture
-def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Retries and count polling without waiting."""
-    monkeypatch.setattr("lib.http.sleep", lambda seconds: None)

@@ -13,7 +13,7 @@ from lib.clearout import (ClearoutAuthError, ClearoutClient, ClearoutConcurrency
                           ClearoutCreditsError, ClearoutDailyLimitError, ClearoutError, ClearoutRateLimitError,
                           ClearoutRequestError, ClearoutServerError, MultipartFile)
 from lib.columns import CLEAROUT_COLUMN_NAMES, CLEAROUT_COLUMNS, ClearoutColumnsError
-from tests.test_http import free_port, no_sleep, scripted  # noqa: F401 - fixtures
+from tests.http_support import free_port
 
 TOKEN = "a" * 32 + ":" + "SECRETb" * 9 + "c"
 
@@ -177,7 +177,8 @@ def test_download_link_is_fetched_without_authorization(scripted) -> None:
     csv_text = "Email," + ",".join(f'"{c}"' for c in CLEAROUT_COLUMN_NAMES) + "\n" + \
         "Valid@Example.com,Yes,Valid,Success,,,No,No,No,No,valid,example.com,mx,Ex,2026-01-02T03:04:05Z,10\n"
     server = scripted([])
-    server.script[:] = [(200, {}, {"status": "success", "data": {"url": server.url + "/files/r.csv?X-Amz-Expires=300"}}),
+    link = {"status": "success", "data": {"url": server.url + "/files/r.csv?X-Amz-Expires=300"}}
+    server.script[:] = [(200, {}, link),
                         (200, {"Content-Type": "text/csv"}, csv_text.encode())]
     with ClearoutClient(TOKEN, base_url=server.url + "/v2") as client:
         frame = client.download_result("5c60eb454506101c9d2f7b17")

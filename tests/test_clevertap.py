@@ -1,6 +1,7 @@
 """lib/clevertap.py: pure pieces, deterministic retries against a scripted server, the rest against the sandbox."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import pytest
@@ -9,7 +10,7 @@ from lib import clevertap
 from lib.clevertap import (CleverTapAuthError, CleverTapClient, CleverTapConnectionError, CleverTapError,
                            CleverTapRateLimitError, CleverTapRequestError, CleverTapServerError,
                            CleverTapWrongRegionError, normalise_batch_size, region_from_dashboard_url)
-from tests.test_http import free_port, no_sleep, scripted  # noqa: F401 - fixtures
+from tests.http_support import free_port
 
 ACCOUNT, PASSCODE = "W8R-TEST-123Z", "pass-SECRET-9f8e7d"
 FROM, TO = date(2020, 1, 1), date(2030, 12, 31)
@@ -182,7 +183,8 @@ def test_get_profile_not_found_and_key_rules(scripted) -> None:
 
 def test_unprocessed_records_keep_their_position(scripted) -> None:
     reply = {"status": "partial", "processed": 2, "unprocessed": [
-        {"status": "fail", "code": 515, "error": "Profile data is incorrect. Email is not valid.Skipped record number : 2",
+        {"status": "fail", "code": 515,
+         "error": "Profile data is incorrect. Email is not valid.Skipped record number : 2",
          "record": {"identity": "b"}}]}
     server = scripted([(200, {}, reply)])
     records = [{"identity": i, "type": "profile", "profileData": {}} for i in "abc"]
@@ -204,10 +206,10 @@ def test_all_records_failing_is_an_outcome_not_an_exception(scripted) -> None:
 def test_subscribe_body_and_status_check(scripted) -> None:
     server = scripted([(200, {}, {"status": "success", "processed": 2, "unprocessed": []})])
     with scripted_client(server.url) as client:
-        result = client.subscribe(["a@b.com", "c@d.com"], "Unsubscribe")
+        outcome = client.subscribe_batch(["a@b.com", "c@d.com"], "Unsubscribe")
         with pytest.raises(ValueError):
-            client.subscribe(["a@b.com"], "unsubscribe")
-    assert result.processed == 2 and result.batches == 1
+            client.subscribe_batch(["a@b.com"], "unsubscribe")
+    assert outcome.processed == 2 and outcome.sent == 2
     assert server.seen[0].path == "/1/subscribe"
     assert server.seen[0].body == (b'{"d":[{"type":"email","value":"a@b.com","status":"Unsubscribe"},'
                                    b'{"type":"email","value":"c@d.com","status":"Unsubscribe"}]}')
@@ -237,14 +239,14 @@ def test_encoded_batches_send_the_same_bytes_and_map_echoes(scripted) -> None:
     assert subscribed.processed == 3 and subscribed.sent == 3
 
 
-def test_failed_batch_stops_new_batches_and_raises(scripted, no_sleep) -> None:
-    server = scripted([(200, {}, {"status": "success", "processed": 1000, "unprocessed": []}),
-                       (400, {}, {"status": "fail", "error": "Bad request", "code": 400})])
-    seen_outcomes = []
-    records = ({"identity": str(i), "type": "profile", "profileData": {}} for i in range(5000))
-    with scripted_client(server.url) as client, pytest.raises(CleverTapRequestError):
-        client.upload_profiles(records, concurrency=1, on_batch=seen_outcomes.append)
-    assert len(server.seen) == 2 and [o.index for o in seen_outcomes] == [0]
+def test_a_refused_batch_raises_the_request_error(scripted, no_sleep) -> None:
+    server = scripted([(400, {}, {"status": "fail", "error": "Bad request", "code": 400})])
+    records = [{"identity": str(i), "type": "profile", "profileData": {}} for i in range(10)]
+    with scripted_client(server.url) as client, pytest.raises(CleverTapRequestError, match="Bad request"):
+        client.upload_batch(records)
+    assert len(server.seen) == 1 and not no_sleep  # a 400 is not retried
+    with scripted_client(server.url) as client, pytest.raises(ValueError, match="1000"):
+        client.upload_batch([{"identity": "x"}] * 1001)
 
 
 def test_unreachable_host_is_connection_error(no_sleep) -> None:
@@ -404,40 +406,29 @@ def test_get_profile_by_every_key(sandbox) -> None:
     assert by_object_id.identity == record["identity"]
 
 
-def test_upload_2500_records_reports_bad_emails_per_record(make_sandbox) -> None:
+def test_upload_batches_report_bad_emails_per_record(make_sandbox) -> None:
     sb = make_sandbox(profiles=100)
     bad = {7, 1000, 2499}
-    records = ({"identity": f"upload-{i}", "type": "profile",
+    records = [{"identity": f"upload-{i}", "type": "profile",
                 "profileData": {"Email": "not-an-email" if i in bad else f"person{i}@example.org", "Plan": "gold"}}
-               for i in range(2500))
-    outcomes = []
+               for i in range(2500)]
     with sandbox_client(sb) as client:
-        result = client.upload_profiles(records, concurrency=3, on_batch=outcomes.append)
+        outcomes = [client.upload_batch(records[start:start + 1000], index=n, start=start)
+                    for n, start in enumerate(range(0, 2500, 1000))]
         stored = client.get_profile(identity="upload-1001")
-    assert (result.batches, result.sent, result.processed) == (3, 2500, 2497)
-    assert sorted(o.sent for o in outcomes) == [500, 1000, 1000]
-    assert {(u.record_index, u.code) for u in result.unprocessed} == {(i, 515) for i in bad}
+    assert [o.sent for o in outcomes] == [1000, 1000, 500] and sum(o.processed for o in outcomes) == 2497
+    assert {(u.record_index, u.code) for o in outcomes for u in o.unprocessed} == {(i, 515) for i in bad}
     assert stored.email == "person1001@example.org" and stored.properties["Plan"] == "gold"
     assert sb.stats()["records_rejected"] == 3
-
-
-def test_upload_concurrency_never_exceeds_15(make_sandbox) -> None:
-    sb = make_sandbox(profiles=100, latency_ms=40)
-    records = ({"identity": f"c-{i}", "type": "profile", "profileData": {"Plan": "x"}} for i in range(40_000))
-    with sandbox_client(sb) as client:
-        result = client.upload_profiles(records, concurrency=50)
-    stats = sb.stats()
-    assert result.processed == 40_000 and result.batches == 40
-    assert 1 < stats["max_uploads_in_flight"] <= 15 and stats["concurrency_rejected"] == 0
 
 
 def test_upload_429s_are_retried(make_sandbox, tiny_sleep) -> None:
     sb = make_sandbox(profiles=100, latency_ms=20, upload_concurrency=2)
     records = [{"identity": f"r-{i}", "type": "profile", "profileData": {"Plan": "y"}} for i in range(8000)]
-    with sandbox_client(sb, max_retries=20) as client:
-        result = client.upload_profiles(records, concurrency=6)
+    with sandbox_client(sb, max_retries=20) as client, ThreadPoolExecutor(6) as pool:
+        outcomes = list(pool.map(lambda start: client.upload_batch(records[start:start + 1000]), range(0, 8000, 1000)))
     stats = sb.stats()
-    assert result.processed == 8000 and stats["concurrency_rejected"] > 0
+    assert sum(o.processed for o in outcomes) == 8000 and stats["concurrency_rejected"] > 0
     assert stats["requests"]["clevertap.upload"] == 8 + stats["concurrency_rejected"]
     assert len(tiny_sleep) == stats["concurrency_rejected"]
 
@@ -448,26 +439,9 @@ def test_subscribe_flips_msg_email(make_sandbox) -> None:
     with sandbox_client(sb) as client:
         record = next(r for page in client.iter_profiles("App Launched", start, end) for r in page
                       if r.get("identity") and r.get("email") and r["profileData"].get("MSG-email") is True)
-        result = client.subscribe([record["email"].upper(), "not an email"], "Unsubscribe")
+        outcome = client.subscribe_batch([record["email"].upper(), "not an email"], "Unsubscribe")
         after = client.get_profile(identity=record["identity"])
-        client.subscribe([record["email"]], "Resubscribe")
+        client.subscribe_batch([record["email"]], "Resubscribe")
         again = client.get_profile(identity=record["identity"])
-    assert result.processed == 1 and [(u.record_index, u.code) for u in result.unprocessed] == [(1, 515)]
+    assert outcome.processed == 1 and [(u.record_index, u.code) for u in outcome.unprocessed] == [(1, 515)]
     assert after.msg_email is False and again.msg_email is True
-
-
-def test_upload_reads_records_lazily_within_a_bounded_window(scripted) -> None:
-    server = scripted([(200, {}, {"status": "success", "processed": 1000, "unprocessed": []})])
-    consumed = [0]
-
-    def records():
-        for i in range(20_000):
-            consumed[0] = i + 1
-            yield {"identity": str(i), "type": "profile", "profileData": {}}
-
-    read_at_first_outcome: list[int] = []
-    with scripted_client(server.url) as client:
-        result = client.upload_profiles(records(), concurrency=2,
-                                        on_batch=lambda o: read_at_first_outcome.append(consumed[0]))
-    assert result.batches == 20 and result.sent == 20_000 and len(server.seen) == 20
-    assert read_at_first_outcome[0] <= (2 * 2 + 1) * 1000  # never the whole iterable up front

@@ -13,7 +13,8 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
+from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
@@ -44,7 +45,7 @@ README_SHOT_HEIGHT = 1160  # the key figures and the first two charts
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator["Browser"]:
+def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: ./scripts/run-tests.sh installs it (apt-get install chromium)")
@@ -64,7 +65,7 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-def test_a_new_user_walks_every_step(browser: "Browser", artifacts: Path, tmp_path: Path) -> None:
+def test_a_new_user_walks_every_step(browser: Browser, artifacts: Path, tmp_path: Path) -> None:
     log_path = artifacts / "server.log"
     with app_server(tmp_path / "data", log_path, **APP_KNOBS) as server:
         context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
@@ -82,7 +83,7 @@ def test_a_new_user_walks_every_step(browser: "Browser", artifacts: Path, tmp_pa
         except BaseException:
             try:
                 walk.shot("failure")
-            except Exception:  # the browser may be gone: the server log below still tells
+            except Exception:  # noqa: BLE001 - the browser may be gone: the server log below still tells
                 pass
             print(f"---- streamlit log ({log_path}) ----\n{server.log()}")
             raise

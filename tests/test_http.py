@@ -1,100 +1,14 @@
 """lib/http.py: the retry policy as pure functions, and the retry loop against a scripted local server."""
 from __future__ import annotations
 
-import json
-import threading
-from dataclasses import dataclass, field
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
+from datetime import datetime, timedelta, UTC
 
 import pytest
 import requests
 
 from lib import http
-
-
-# -- a scripted HTTP server (also used by the client tests) ---------------------------------------
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class ScriptedServer:
-    """Answers each request with the next scripted (status, headers, body); the last one repeats."""
-    script: list[tuple[int, dict[str, str], object]]
-    seen: list[Seen] = field(default_factory=list)
-    url: str = ""
-
-    def next_reply(self) -> tuple[int, dict[str, str], object]:
-        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "scripted/1"
-
-    def _answer(self) -> None:
-        scripted: ScriptedServer = self.server.scripted  # type: ignore[attr-defined]
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        scripted.seen.append(Seen(self.command, self.path, dict(self.headers.items()), body))
-        status, headers, payload = scripted.next_reply()
-        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        self.send_response(status)
-        for name, value in {"Content-Type": "application/json", **headers}.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args: object) -> None:  # keep test output quiet
-        pass
-
-
-@pytest.fixture
-def scripted() -> Iterator[callable]:
-    """`scripted([(status, headers, body), ...])` starts a server on 127.0.0.1, port 0."""
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(script: list[tuple[int, dict[str, str], object]]) -> ScriptedServer:
-        state = ScriptedServer(list(script))
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.scripted = state  # type: ignore[attr-defined]
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-        servers.append(server)
-        state.url = f"http://127.0.0.1:{server.server_address[1]}"
-        return state
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Patch sleeping and pin jitter to 1.0; returns the list of requested sleeps."""
-    slept: list[float] = []
-    monkeypatch.setattr(http, "sleep", slept.append)
-    monkeypatch.setattr(http, "jitter", lambda: 1.0)
-    return slept
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound then released), for connection-refused tests."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.http_support import free_port
 
 
 # -- pure functions -------------------------------------------------------------------------------
@@ -120,7 +34,7 @@ def test_backoff_delay_doubles_then_caps() -> None:
 def test_retry_after_seconds_forms() -> None:
     assert http.retry_after_seconds({"Retry-After": "7"}) == 7.0
     assert http.retry_after_seconds({"retry-after": "2.5"}) == 2.5
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     later = format_datetime(now + timedelta(seconds=30), usegmt=True)
     assert http.retry_after_seconds({"Retry-After": later}, now=now.timestamp) == pytest.approx(30.0)
     assert http.retry_after_seconds({"x-ratelimit-reset": "12"}) == 12.0

@@ -8,9 +8,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+import socket
+
+from lib import audiences, pulls
 from lib import connections as conn
-from lib import pulls
-from tests.runtime_support import make_runtime, no_sleep  # noqa: F401 - fixture
+from lib.pulls import PullWorker
+from lib.processes import ProcessId
+from tests.runtime_support import make_runtime
 
 
 @pytest.fixture
@@ -30,17 +34,26 @@ def list_files(rt) -> list[str]:
     return sorted(p.name for p in (rt.store.data_dir / "lists").iterdir())
 
 
+def worker_for(rt, **kwargs) -> PullWorker:
+    return PullWorker(rt.store, rt.clients.clevertap, mode=rt.mode, owner="test-worker", **kwargs)
+
+
 def run_pull(rt, query, name="pulled", **kwargs):
-    audience = pulls.save_audience(rt.store, query, name)
-    record = pulls.pull_service(rt).start(audience, name, **kwargs)
-    pulls.pull_service(rt).wait(record.id, timeout=60)
+    """What the page records (a list in 'pulling'), then the worker's round that pulls it."""
+    audience = audiences.save_audience(rt.store, query, name)
+    record = audiences.start_pull(rt.store, rt.mode, audience, name)
+    assert worker_for(rt, **kwargs).run_once()
     return rt.store.get_list(record.id)
 
 
-def test_pull_to_the_last_page_equals_the_count(runtime, connection) -> None:
-    start, end = pulls.default_range()
-    query = pulls.build_query(connection.id, "Charged", start, end)
-    count = pulls.count_audience(runtime, query)
+def count_of(rt, query) -> int:
+    return pulls.count_audience(rt.clients.clevertap(rt.store.connection(query.connection_id)), query)
+
+
+def test_pull_to_the_last_page_equals_the_count_of(runtime, connection) -> None:
+    start, end = audiences.default_range()
+    query = audiences.build_query(connection.id, "Charged", start, end)
+    count = count_of(runtime, query)
     assert 0 < count < 2000
     record = run_pull(runtime, query, batch_size=230, pages_per_group=2)
     assert record.state == "ready", record.error
@@ -62,11 +75,11 @@ def test_pull_to_the_last_page_equals_the_count(runtime, connection) -> None:
 
 def test_profile_filters_narrow_the_pull(runtime, connection) -> None:
     start, end = date.today() - timedelta(days=89), date.today()
-    everyone = pulls.build_query(connection.id, "App Launched", start, end)
-    gold = pulls.build_query(connection.id, "App Launched", start, end, [("Customer Type", "equals", "Gold")])
-    assert 0 < pulls.count_audience(runtime, gold) < pulls.count_audience(runtime, everyone)
+    everyone = audiences.build_query(connection.id, "App Launched", start, end)
+    gold = audiences.build_query(connection.id, "App Launched", start, end, [("Customer Type", "equals", "Gold")])
+    assert 0 < count_of(runtime, gold) < count_of(runtime, everyone)
     record = run_pull(runtime, gold)
-    assert record.state == "ready" and record.rows == pulls.count_audience(runtime, gold)
+    assert record.state == "ready" and record.rows == count_of(runtime, gold)
 
 
 def test_writer_flushes_a_row_group_every_few_pages_without_reading_ahead(tmp_path: Path) -> None:
@@ -105,8 +118,8 @@ def test_records_keep_identity_object_id_email_name_and_msg_email() -> None:
     ("App Launched", 5, "future"),                   # CleverTap refuses dates in the future
 ])
 def test_clevertap_errors_fail_the_list_and_leave_no_file(runtime, connection, event, shift, expected) -> None:
-    start, end = pulls.default_range()
-    query = pulls.build_query(connection.id, event, start + timedelta(days=shift), end + timedelta(days=shift))
+    start, end = audiences.default_range()
+    query = audiences.build_query(connection.id, event, start + timedelta(days=shift), end + timedelta(days=shift))
     record = run_pull(runtime, query)
     assert record.state == "failed" and expected in record.error.lower() and "CleverTap" in record.error
     assert ("case-sensitive" in record.error) == (expected == "invalid event")
@@ -115,51 +128,68 @@ def test_clevertap_errors_fail_the_list_and_leave_no_file(runtime, connection, e
 
 def test_rejected_passcode_fails_the_list(runtime, connection, sandbox) -> None:
     runtime.vault.set_passcode(sandbox.account_id, "WRONG-PASS", remember=False)
-    record = run_pull(runtime, pulls.build_query(connection.id, "Charged", *pulls.default_range()))
+    record = run_pull(runtime, audiences.build_query(connection.id, "Charged", *audiences.default_range()))
     assert record.state == "failed" and "rejected" in record.error and "WRONG-PASS" not in record.error
     assert list_files(runtime) == []
 
 
 def test_missing_passcode_fails_the_list_with_what_to_do(runtime, connection, sandbox) -> None:
     runtime.vault.forget_passcode(sandbox.account_id)
-    record = run_pull(runtime, pulls.build_query(connection.id, "Charged", *pulls.default_range()))
+    record = run_pull(runtime, audiences.build_query(connection.id, "Charged", *audiences.default_range()))
     assert record.state == "failed" and "Connect page" in record.error
 
 
-def test_interrupted_pull_is_marked_failed_at_startup_and_pulls_again(tmp_path, sandbox, no_sleep) -> None:
-    first = make_runtime(tmp_path, sandbox)
-    connection = conn.check_and_save(first, name="Shop", account_id=sandbox.account_id,
-                                     passcode=sandbox.passcode, region="IN1", remember=True)
-    audience = pulls.save_audience(first.store, pulls.build_query(connection.id, "Charged", *pulls.default_range()),
-                                   "buyers")
-    stuck = first.store.create_list(name="buyers", mode="live", source_kind="audience", source="q",
-                                    audience_id=audience.id, connection_id=connection.id, expected_rows=10)
-    first.store.update_list(stuck.id, rows=5)
-    leftover = first.store.data_dir / "lists" / ".incoming-dead.parquet"
-    leftover.parent.mkdir(parents=True, exist_ok=True)
-    leftover.write_bytes(b"half")
-    first.close()
-
-    again = make_runtime(tmp_path, sandbox)
+def test_a_pull_whose_worker_died_is_pulled_again_at_once(tmp_path, sandbox, no_sleep) -> None:
+    rt = make_runtime(tmp_path, sandbox)
     try:
-        failed = again.store.get_list(stuck.id)
-        assert failed.state == "failed" and failed.error == pulls.INTERRUPTED
-        assert not leftover.exists()
-        record = pulls.pull_again(again, failed)
-        pulls.pull_service(again).wait(record.id, timeout=60)
-        assert again.store.get_list(stuck.id) is None
-        assert again.store.get_list(record.id).state == "ready" and again.store.get_list(record.id).name == "buyers"
+        connection = conn.check_and_save(rt, name="Shop", account_id=sandbox.account_id,
+                                         passcode=sandbox.passcode, region="IN1")
+        audience = audiences.save_audience(rt.store, audiences.build_query(connection.id, "Charged",
+                                                                           *audiences.default_range()), "buyers")
+        stuck = audiences.start_pull(rt.store, rt.mode, audience, "buyers", expected_rows=10)
+        rt.store.update_list(stuck.id, rows=5)
+        # Its worker was killed mid-pull: the lease names a process that no longer runs, far from expiry.
+        dead = ProcessId(socket.gethostname(), 2**22 + 17, 1)
+        with rt.store._tx() as con:
+            con.execute("UPDATE lists SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                        (str(dead), 9e12, stuck.id))
+        leftover = rt.store.data_dir / "lists" / f".incoming-{stuck.id}.parquet"
+        leftover.parent.mkdir(parents=True, exist_ok=True)
+        leftover.write_bytes(b"half")
+
+        assert worker_for(rt).run_once()
+
+        record = rt.store.list_record(stuck.id)
+        assert record.state == "ready" and record.rows == count_of(rt, audiences.AudienceQuery.from_audience(audience))
+        assert not leftover.exists() and list_files(rt) == [f"{stuck.id}.parquet"]
     finally:
-        again.close()
+        rt.close()
+
+
+def test_a_pull_leased_by_a_live_worker_is_left_to_it(runtime, connection) -> None:
+    audience = audiences.save_audience(runtime.store, audiences.build_query(connection.id, "Charged",
+                                                                            *audiences.default_range()), "b")
+    record = audiences.start_pull(runtime.store, runtime.mode, audience, "b")
+    assert runtime.store.claim_pull("other-live-worker", mode=runtime.mode, lease_seconds=60).id == record.id
+    assert worker_for(runtime).run_once() is False
+    assert runtime.store.list_record(record.id).state == "pulling"
 
 
 def test_deleting_a_list_while_pulling_leaves_nothing(runtime, connection) -> None:
-    audience = pulls.save_audience(runtime.store, pulls.build_query(connection.id, "App Launched",
-                                                                    *pulls.default_range()), "all")
-    service = pulls.pull_service(runtime)
-    record = service.start(audience, "all", batch_size=23, pages_per_group=1)
-    runtime.store.delete_list(record.id)
-    service.wait(record.id, timeout=60)
+    audience = audiences.save_audience(runtime.store, audiences.build_query(connection.id, "App Launched",
+                                                                            *audiences.default_range()), "all")
+    record = audiences.start_pull(runtime.store, runtime.mode, audience, "all")
+    worker = worker_for(runtime, batch_size=23, pages_per_group=1)
+    original = runtime.store.update_list
+
+    def delete_at_first_progress(list_id, **changes):
+        if "rows" in changes and changes["rows"]:
+            runtime.store.delete_list(list_id)
+        return original(list_id, **changes)
+
+    runtime.store.update_list = delete_at_first_progress
+    worker.run_once()
+    runtime.store.update_list = original
     assert runtime.store.get_list(record.id) is None and list_files(runtime) == []
 
 
@@ -174,12 +204,12 @@ def test_deleting_a_list_while_pulling_leaves_nothing(runtime, connection) -> No
 def test_build_query_explains_what_to_fix(kwargs, message) -> None:
     args = {"connection_id": 1, "event_name": "Charged", "from_date": date(2025, 3, 1),
             "to_date": date(2025, 3, 2), **kwargs}
-    with pytest.raises(pulls.PullError, match=message):
-        pulls.build_query(**args)
+    with pytest.raises(audiences.PullError, match=message):
+        audiences.build_query(**args)
 
 
 def test_build_query_skips_blank_filters_and_keeps_exists_without_value() -> None:
-    query = pulls.build_query(1, " Charged ", date(2025, 3, 1), date(2025, 3, 2),
+    query = audiences.build_query(1, " Charged ", date(2025, 3, 1), date(2025, 3, 2),
                               [("", "equals", ""), ("Phone", "exists", "")])
     assert query.event_name == "Charged"
     assert query.profile_fields() == [{"name": "Phone", "operator": "exists"}]

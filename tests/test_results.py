@@ -9,6 +9,7 @@ import pytest
 
 from lib import columns as co
 from lib import downloads, merge, results
+from lib.filters import Selection, filter_rows, select
 from lib.store import Store
 from tests.results_support import make_verified_list
 
@@ -89,10 +90,10 @@ def test_version_changes_when_a_file_is_replaced(store: Store) -> None:
 def test_no_filter_returns_the_frame_itself_and_filters_narrow(store: Store) -> None:
     fx = make_verified_list(store, rows=400)
     merged = results.load_merged(store, fx.record.id, fx.job.id)
-    assert results.select(merged, results.Selection()) is merged  # no copy of a big list per rerun
-    chosen = results.Selection(statuses=(co.INVALID,), flags=("Free",))
-    narrowed = results.select(merged, chosen)
-    expected = merge.filter_rows(merged, statuses=[co.INVALID], flags=["Free"])
+    assert select(merged, Selection()) is merged  # no copy of a big list per rerun
+    chosen = Selection(statuses=(co.INVALID,), flags=("Free",))
+    narrowed = select(merged, chosen)
+    expected = filter_rows(merged, statuses=[co.INVALID], flags=["Free"])
     pd.testing.assert_frame_equal(narrowed, expected)
     assert 0 < len(narrowed) < len(merged)
     assert len(results.preview(merged, limit=100)) == 100

@@ -105,7 +105,7 @@ def scan_csv(path: Path) -> Scan:
     unique = normalised.dropna().unique()
     tests = sum(1 for a in unique[pd.Series(unique).str.endswith("@" + verdicts.TEST_DOMAIN).to_numpy()]
                 if verdicts.is_test_address(a))
-    return Scan(encoding, header, index, len(normalised), len(unique), len(unique) - tests)
+    return Scan(encoding, header, index or 0, len(normalised), len(unique), len(unique) - tests)
 
 
 @dataclass

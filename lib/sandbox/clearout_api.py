@@ -15,15 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from lib.sandbox import verdicts
-from lib.sandbox.bulk import (
-    MAX_RUNNING,
-    RUNNING,
-    BulkList,
-    BulkRegistry,
-    ScanError,
-    iso,
-    scan_csv,
-)
+from lib.sandbox.bulk import (MAX_RUNNING, RUNNING, BulkList, BulkRegistry, ScanError, iso, scan_csv)
 from lib.sandbox.credits import CreditLedger
 from lib.sandbox.limits import Counters
 from lib.sandbox.multipart import MultipartError, boundary_of, read_form

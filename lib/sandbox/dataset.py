@@ -55,16 +55,18 @@ def _domain_weights() -> np.ndarray:
     weights += [pools.TYPO_SHARE / len(pools.TYPO_DOMAINS)] * len(pools.TYPO_DOMAINS)
     weights += [pools.DISPOSABLE_SHARE / len(pools.DISPOSABLE_DOMAINS)] * len(pools.DISPOSABLE_DOMAINS)
     array = np.array(weights, dtype=float)
-    return array / array.sum()
+    shares: np.ndarray = array / array.sum()
+    return shares
 
 
 def _shares(values: tuple[float, ...]) -> np.ndarray:
     array = np.array(values, dtype=float)
     array[0] = max(0.0, 1.0 - array[1:].sum()) if array[0] == 0.0 else array[0]
-    return array / array.sum()
+    shares: np.ndarray = array / array.sum()
+    return shares
 
 
-def _compact(values: np.ndarray) -> bytes | array:
+def _compact(values: np.ndarray) -> bytes | array[int]:
     if values.dtype == np.bool_ or values.dtype == np.uint8:
         return values.astype(np.uint8).tobytes()
     return array("H", values.astype(np.uint16).tobytes())

@@ -81,7 +81,7 @@ class ProfileStore:
         for idx, text in state.load_generated():
             if idx < self.n:
                 self._restore(idx, json.loads(text))
-        for ordinal, text in state.load_created():
+        for _ordinal, text in state.load_created():
             raw = json.loads(text)
             key = self._add_created(raw.get("identity"), raw.get("objectId"))
             self._restore(key, raw)
@@ -103,7 +103,7 @@ class ProfileStore:
         generated, created = [], []
         for key in sorted(set(keys)):
             msg = [self._msg_value[key] == _MSG_TRUE, self._msg_seq[key]] if self._msg_value[key] else None
-            row = {"c": self._data.get(key), "m": msg}
+            row: dict[str, Any] = {"c": self._data.get(key), "m": msg}
             if key < self.n:
                 generated.append((key, json.dumps(row)))
             else:
@@ -130,8 +130,8 @@ class ProfileStore:
                     if ordinal not in self._created_object:
                         self._created_by_object.setdefault(self._object_id_of(ordinal), ordinal)
                 self._derived_upto = len(self._created_identity)
-        ordinal = self._created_by_object.get(object_id)
-        return None if ordinal is None else self.n + ordinal
+        found = self._created_by_object.get(object_id)
+        return None if found is None else self.n + found
 
     def _object_id_of(self, ordinal: int) -> str:
         given = self._created_object.get(ordinal)
@@ -152,7 +152,8 @@ class ProfileStore:
     def _email_of(self, key: int) -> str | None:
         change = self._data.get(key)
         if change is not None and "Email" in change:
-            return change["Email"]
+            email: str | None = change["Email"]
+            return email
         return self.ds.email(key) if key < self.n else None
 
     # ---- reads -------------------------------------------------------------------------------
@@ -292,9 +293,9 @@ class ProfileStore:
     def _custom_count(self, key: int | None, new_keys: frozenset[str]) -> int:
         if key is None:
             return len(new_keys)
-        held = self._data.get(key, {}).keys()
+        held: set[str] = set(self._data.get(key, {}).keys())
         if key < self.n:
-            held = held | _GENERATED_CUSTOM_KEYS
+            held |= _GENERATED_CUSTOM_KEYS
         if len(held) + len(new_keys) <= 256:  # cheap bound first: the usual case
             return len(held) + len(new_keys)
         return len({k for k in held if _is_custom(k)} | new_keys)

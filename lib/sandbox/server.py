@@ -24,29 +24,16 @@ from datetime import UTC, date, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from lib.sandbox.bulk import BulkRegistry
 from lib.sandbox.clearout_api import ClearoutApi, serve_result_file
-from lib.sandbox.clevertap_api import (
-    AUTH_INVALID,
-    NOT_FOUND,
-    TOO_MANY_CONCURRENT,
-    WRONG_REGION,
-    CleverTapApi,
-)
+from lib.sandbox.clevertap_api import (AUTH_INVALID, NOT_FOUND, TOO_MANY_CONCURRENT, WRONG_REGION, CleverTapApi)
 from lib.sandbox.config import REGIONS, SandboxConfig, derive_credentials, derive_key
 from lib.sandbox.credits import CreditLedger
 from lib.sandbox.dataset import Dataset
-from lib.sandbox.limits import (
-    Clock,
-    ConcurrencyLimiter,
-    Counters,
-    FaultInjector,
-    RpmLimiter,
-    WaitWindows,
-)
+from lib.sandbox.limits import (Clock, ConcurrencyLimiter, Counters, FaultInjector, RpmLimiter, WaitWindows)
 from lib.sandbox.profiles import ProfileStore
 from lib.sandbox.state import StateDirLock, StateStore
 from lib.sandbox.wire import Request, Response, json_response
@@ -223,7 +210,7 @@ class Sandbox:
             shutil.rmtree(self._tempdir, ignore_errors=True)
             self._tempdir = None
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> Sandbox:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -375,7 +362,7 @@ class Sandbox:
         body_read = False
         try:
             if route is not None and route.streaming and not chunked and length >= 0:
-                request.stream, request.content_length = h.rfile, length
+                request.stream, request.content_length = h.rfile, length  # type: ignore[assignment]
             else:
                 if length < 0 or length > _MAX_JSON_BODY:
                     self._send(h, json_response(413, {"error": "body too large"}), close=True)
@@ -566,7 +553,7 @@ def _reason(status: int) -> str:
 
 
 def _read_chunked(stream: Any) -> bytes:
-    parts = []
+    parts: list[bytes] = []
     total = 0
     while True:
         size = int(stream.readline().split(b";")[0].strip() or b"0", 16)

@@ -88,7 +88,8 @@ def _raw_post(sb, body: bytes, content_type: str) -> tuple[bytes, bytes]:
     """One keep-alive connection: the bulk POST, then a getcredits GET; both raw answers."""
     head = (f"POST /clearout/v2/email_verify/bulk HTTP/1.1\r\nHost: x\r\nAuthorization: {sb.clearout_token}\r\n"
             f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-    follow = f"GET /clearout/v2/email_verify/getcredits HTTP/1.1\r\nHost: x\r\nAuthorization: {sb.clearout_token}\r\n\r\n"
+    follow = (f"GET /clearout/v2/email_verify/getcredits HTTP/1.1\r\nHost: x\r\n"
+              f"Authorization: {sb.clearout_token}\r\n\r\n")
     with socket.create_connection(("127.0.0.1", sb.port), timeout=TIMEOUT) as conn:
         conn.sendall(head + body + follow.encode())
         conn.shutdown(socket.SHUT_WR)

@@ -1,0 +1,143 @@
+"""Export runs: record a dry run's plan as a run for the worker, retry, resume, stop.
+
+A run's state lives in the store batch by batch: `start_run` records every planned change and
+creates the batches (row ranges of at most MAX_UPLOAD_BATCH records); the worker process applies
+them (lib/export/applier.py). Pages only record requests here and show progress from the store.
+"""
+from __future__ import annotations
+
+import getpass
+from dataclasses import asdict
+
+import pandas as pd
+
+from lib.clevertap import MAX_UPLOAD_BATCH
+from lib.errors import UserError
+from lib.export.plan import ExportPlan, confirmation_phrase
+from lib.store import Connection, ExportRun, Store, utc_now
+
+SUBSCRIBE_STATUS, RESUBSCRIBE_STATUS = "Unsubscribe", "Resubscribe"
+
+
+class ExportError(UserError):
+    """An export cannot start or continue as asked; the message says what to do."""
+
+
+class GuardrailError(ExportError):
+    """The plan unsubscribes more than the guardrail allows and was not confirmed."""
+
+
+def default_actor() -> str:
+    """Who is exporting, for the history: the OS user running the app."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def start_run(store: Store, plan: ExportPlan, connection: Connection, *, actor: str,
+              confirmation: str = "", batch_size: int = MAX_UPLOAD_BATCH) -> ExportRun:
+    """Record a dry-run plan as a run and hand it to the worker (state 'running').
+
+    Raises:
+        GuardrailError: over the guardrail and `confirmation` is not `confirmation_phrase(plan)`.
+        ExportError: the plan has errors, sends nothing, was applied already, or the list and the
+            project are of different modes.
+    """
+    if plan.errors:
+        raise ExportError(plan.errors[0])
+    if plan.summary.changes == 0:
+        raise ExportError("Nothing to send: no profile matches these choices.")
+    if plan.summary.over_guardrail and confirmation.strip() != confirmation_phrase(plan):
+        raise GuardrailError(f"This plan unsubscribes {plan.summary.unsubscribe_pct:.1f}% of the list, over "
+                             f"the {plan.summary.guardrail_pct:g}% guardrail: type "
+                             f"“{confirmation_phrase(plan)}” to confirm.")
+    record = store.get_list(plan.list_id)
+    if record is not None and record.mode != connection.mode:
+        raise ExportError(f"This list belongs to {record.mode} mode and {connection.name} to "
+                          f"{connection.mode} mode: choose a project of the same mode.")
+    applied = store.list_export_runs(tag=plan.tag, kinds=["export"])
+    if applied:
+        raise ExportError(f"This dry run was already applied as run {applied[-1].id}: make a new dry run.")
+    counts = {"plan": {k: v for k, v in asdict(plan.summary).items() if k != "by_rule"},
+              "by_rule": plan.summary.by_rule}
+    policy = {**plan.policy, "subscribe_status": SUBSCRIBE_STATUS}
+    run = store.create_export_run(kind="export", list_id=plan.list_id, job_id=plan.job_id, connection=connection,
+                                  list_name=plan.list_name, actions=plan.actions, policy=policy,
+                                  method=plan.method, actor=actor or default_actor(), tag=plan.tag, counts=counts)
+    return hand_over(store, run, plan.changes, batch_size)
+
+
+def hand_over(store: Store, run: ExportRun, changes: pd.DataFrame, batch_size: int = MAX_UPLOAD_BATCH) -> ExportRun:
+    if not 1 <= batch_size <= MAX_UPLOAD_BATCH:
+        raise ValueError(f"batch_size must be between 1 and {MAX_UPLOAD_BATCH}")
+    try:
+        store.add_export_changes(run.id, changes, batch_size=batch_size)
+    except BaseException:
+        store.update_export_run(run.id, state="failed", error="The plan could not be recorded; nothing was sent.")
+        raise
+    return store.update_export_run(run.id, state="running", started_at=utc_now())
+
+
+def start_retry(store: Store, run_id: int, *, actor: str, batch_size: int = MAX_UPLOAD_BATCH) -> ExportRun:
+    """A 'retry' run that sends again the records CleverTap left unprocessed in run `run_id`.
+
+    It carries the parent's tag and policy, so a retried unsubscribe is stamped like the others
+    and undone with them.
+    """
+    parent = finished_run(store, run_id)
+    rows = store.export_changes(run_id, outcomes=["unprocessed"])
+    if rows.empty:
+        raise ExportError(f"Run {run_id} has no unprocessed records to retry.")
+    connection = connection_of(store, parent)
+    run = store.create_export_run(
+        kind="retry", parent_run_id=parent.id, list_id=parent.list_id, job_id=parent.job_id,
+        connection=connection, list_name=parent.list_name, actions=parent.actions, policy=parent.policy,
+        method=parent.method, actor=actor or default_actor(), tag=parent.tag,
+        counts={"retry_of": parent.id})
+    return hand_over(store, run, rows, batch_size)
+
+
+def resume_run(store: Store, run_id: int) -> ExportRun:
+    """Send the rest of a failed or stopped run (finished batches are not sent again)."""
+    run = store.get_export_run(run_id)
+    if run is None or run.state not in ("failed", "cancelled"):
+        raise ExportError(f"Run {run_id} is not stopped or failed: nothing to resume.")
+    return store.update_export_run(run_id, state="running", error=None, finished_at=None)
+
+
+def stop_run(store: Store, run_id: int) -> ExportRun:
+    """Ask the worker to stop after the batches in flight; the run can be resumed later."""
+    run = store.get_export_run(run_id)
+    if run is None or run.state not in ExportRun.ACTIVE_STATES:
+        raise ExportError(f"Run {run_id} is not running.")
+    return store.update_export_run(run_id, state="cancelled", finished_at=utc_now())
+
+
+def finished_run(store: Store, run_id: int) -> ExportRun:
+    run = store.get_export_run(run_id)
+    if run is None:
+        raise ExportError(f"There is no run {run_id}.")
+    if run.state in ExportRun.ACTIVE_STATES:
+        raise ExportError(f"Run {run_id} is still running: wait until it ends.")
+    return run
+
+
+def connection_of(store: Store, run: ExportRun) -> Connection:
+    connection = store.get_connection(run.connection_id) if run.connection_id else None
+    if connection is None:
+        raise ExportError(f"The CleverTap project of run {run.id} ({run.connection_name}, {run.account_id}) "
+                          "is no longer connected: connect it again on Connect.")
+    return connection
+
+
+def latest_run(store: Store, mode: str) -> ExportRun | None:
+    """The run to show on Export: one still sending, else the most recent."""
+    runs = store.list_export_runs(mode=mode)
+    active = [r for r in runs if r.state in ExportRun.ACTIVE_STATES]
+    return active[-1] if active else (runs[0] if runs else None)
+
+
+def latest_active_run(store: Store, mode: str) -> ExportRun | None:
+    runs = store.list_export_runs(mode=mode, states=list(ExportRun.ACTIVE_STATES))
+    return runs[-1] if runs else None

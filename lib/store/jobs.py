@@ -1,0 +1,178 @@
+"""Verification jobs: their states, the leases of the worker advancing them, credits held."""
+from __future__ import annotations
+
+import time
+from typing import Any
+from collections.abc import Sequence
+
+from lib.processes import lease_is_free
+from lib.store.db import Database
+from lib.store.records import StoreError, VerificationJob, from_row, from_rows, must_exist, utc_now
+
+
+class JobsStore(Database):
+    # ---- verification jobs ----------------------------------------------------------------
+    _JOB_FIELDS = ("state", "clearout_list_id", "upload_name", "upload_attempts", "unique_emails",
+                   "cached", "syntax_invalid", "to_verify", "credits_spent", "percent", "error",
+                   "cancel_requested", "lease_owner", "lease_until", "started_at", "finished_at")
+
+    def create_job(self, *, list_id: int, unique_emails: int, cached: int, syntax_invalid: int,
+                   to_verify: int, state: str = "queued") -> VerificationJob:
+        """A new job; 'preparing' keeps it away from workers until its files are written."""
+        now = utc_now()
+        with self._tx() as con:
+            cur = con.execute(
+                """INSERT INTO verification_jobs (list_id, state, unique_emails, cached, syntax_invalid,
+                                                  to_verify, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (list_id, state, unique_emails, cached, syntax_invalid, to_verify, now, now))
+        return self.job(int(cur.lastrowid or 0))
+
+    def update_job(self, job_id: int, **changes: Any) -> VerificationJob:
+        changes["updated_at"] = utc_now()
+        self._update("verification_jobs", "id", job_id, changes, (*self._JOB_FIELDS, "updated_at"))
+        return self.job(job_id)
+
+    def job(self, job_id: int) -> VerificationJob:
+        """The job, which must exist (else StoreError: its list was deleted meanwhile)."""
+        return must_exist(self.get_job(job_id), "That verification no longer exists (its list was deleted).")
+
+    def get_job(self, job_id: int) -> VerificationJob | None:
+        return from_row(VerificationJob, self._one("SELECT * FROM verification_jobs WHERE id = ?",
+                                                    (job_id,)))
+
+    def list_jobs(self, *, states: Sequence[str] | None = None, list_id: int | None = None,
+                  mode: str | None = None, limit: int | None = None) -> list[VerificationJob]:
+        sql = "SELECT j.* FROM verification_jobs j JOIN lists l ON l.id = j.list_id WHERE 1 = 1"
+        args: list[Any] = []
+        if states:
+            sql += f" AND j.state IN ({','.join('?' * len(states))})"
+            args += list(states)
+        if list_id is not None:
+            sql += " AND j.list_id = ?"
+            args.append(list_id)
+        if mode is not None:
+            sql += " AND l.mode = ?"
+            args.append(mode)
+        sql += " ORDER BY j.id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return from_rows(VerificationJob, self._all(sql, args))
+
+    def latest_done_job(self, list_id: int) -> VerificationJob | None:
+        return from_row(VerificationJob, self._one(
+            "SELECT * FROM verification_jobs WHERE list_id = ? AND state = 'done' ORDER BY id DESC LIMIT 1",
+            (list_id,)))
+
+    def claim_jobs(self, owner: str, *, lease_seconds: float, max_active: int,
+                   mode: str | None = None) -> list[VerificationJob]:
+        """Lease the jobs this worker should advance now, in one transaction.
+
+        Active jobs (uploading, verifying, downloading) whose lease is free, ours, expired or held by a
+        dead process come first;
+        queued jobs are promoted to 'uploading' while fewer than `max_active` are active across
+        the whole store, which is how Clearout's three-lists limit is kept app-wide.
+        `mode` limits both to lists of that mode: sandbox and live are different Clearout accounts.
+        """
+        now = time.time()
+        until = now + lease_seconds
+        in_mode, mode_args = ("", ()) if mode is None else \
+            (" AND list_id IN (SELECT id FROM lists WHERE mode = ?)", (mode,))
+        with self._tx() as con:
+            active = con.execute(
+                f"""SELECT id, lease_owner, lease_until FROM verification_jobs
+                    WHERE state IN ({','.join('?' * len(VerificationJob.ACTIVE_STATES))}){in_mode}
+                    ORDER BY id""", (*VerificationJob.ACTIVE_STATES, *mode_args)).fetchall()
+            mine = [r["id"] for r in active if lease_is_free(r["lease_owner"], r["lease_until"], owner, now)]
+            free_slots = max_active - len(active)
+            if free_slots > 0:
+                queued = con.execute(
+                    "SELECT id FROM verification_jobs WHERE state = 'queued' AND cancel_requested = 0"
+                    f"{in_mode} ORDER BY id LIMIT ?", (*mode_args, free_slots)).fetchall()
+                for row in queued:
+                    con.execute("UPDATE verification_jobs SET state = 'uploading', started_at = ?, "
+                                "updated_at = ? WHERE id = ?", (utc_now(), utc_now(), row["id"]))
+                    mine.append(row["id"])
+            # Cancelled while still queued: final at once, nothing was spent.
+            con.execute("UPDATE verification_jobs SET state = 'cancelled', finished_at = ?, updated_at = ? "
+                        "WHERE state = 'queued' AND cancel_requested = 1", (utc_now(), utc_now()))
+            for job_id in mine:
+                con.execute("UPDATE verification_jobs SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                            (owner, until, job_id))
+        return [self.job(job_id) for job_id in mine]
+
+    def claim_preparing_job(self, owner: str, *, lease_seconds: float, mode: str) -> VerificationJob | None:
+        """Lease the oldest job waiting for its upload file to be written (free, ours, expired or of a
+        dead process), or None."""
+        now = time.time()
+        with self._tx() as con:
+            rows = con.execute("SELECT j.id, j.lease_owner, j.lease_until FROM verification_jobs j "
+                               "JOIN lists l ON l.id = j.list_id WHERE j.state = 'preparing' AND l.mode = ? "
+                               "ORDER BY j.id", (mode,)).fetchall()
+            chosen = next((r["id"] for r in rows if lease_is_free(r["lease_owner"], r["lease_until"], owner, now)),
+                          None)
+            if chosen is None:
+                return None
+            con.execute("UPDATE verification_jobs SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                        (owner, now + lease_seconds, chosen))
+        return self.job(chosen)
+
+    def transition_job(self, job_id: int, from_states: Sequence[str], **changes: Any) -> bool:
+        """Apply `changes` only while the job is in one of `from_states`; True if it was."""
+        unknown = set(changes) - set(self._JOB_FIELDS)
+        if unknown:
+            raise StoreError(f"cannot update verification_jobs.{', '.join(sorted(unknown))}")
+        changes["updated_at"] = utc_now()
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        with self._tx() as con:
+            cur = con.execute(
+                f"UPDATE verification_jobs SET {assignments} WHERE id = ? "
+                f"AND state IN ({','.join('?' * len(from_states))})",
+                [*changes.values(), job_id, *from_states])
+        return cur.rowcount == 1
+
+    def begin_upload(self, job_id: int) -> bool:
+        """Count an upload attempt before sending it, unless the job was cancelled meanwhile.
+
+        Counted first so that after a crash, a job in 'uploading' with attempts but no Clearout
+        list id is known to have possibly reached Clearout (and is re-sent under its duplicate guard).
+        """
+        with self._tx() as con:
+            cur = con.execute(
+                "UPDATE verification_jobs SET upload_attempts = upload_attempts + 1, updated_at = ? "
+                "WHERE id = ? AND state = 'uploading' AND cancel_requested = 0 AND clearout_list_id IS NULL",
+                (utc_now(), job_id))
+        return cur.rowcount == 1
+
+    def cancel_job(self, job_id: int) -> VerificationJob | None:
+        """Cancel at once when nothing can have reached Clearout yet; otherwise flag it for the worker."""
+        now = utc_now()
+        with self._tx() as con:
+            cur = con.execute(
+                "UPDATE verification_jobs SET state = 'cancelled', cancel_requested = 1, finished_at = ?, "
+                "updated_at = ?, lease_owner = NULL WHERE id = ? AND (state IN ('preparing', 'queued') "
+                "OR (state = 'uploading' AND upload_attempts = 0 AND clearout_list_id IS NULL))",
+                (now, now, job_id))
+            if cur.rowcount == 0:
+                con.execute("UPDATE verification_jobs SET cancel_requested = 1, updated_at = ? "
+                            "WHERE id = ? AND state IN ('uploading', 'verifying', 'downloading')",
+                            (now, job_id))
+        return self.get_job(job_id)
+
+    def release_job_leases(self, owner: str) -> None:
+        """A worker stopping cleanly hands its jobs over at once instead of at lease expiry."""
+        with self._tx() as con:
+            con.execute("UPDATE verification_jobs SET lease_owner = NULL, lease_until = NULL "
+                        "WHERE lease_owner = ?", (owner,))
+
+    def unfinished_job_count(self, mode: str) -> int:
+        return int(self._scalar(
+            "SELECT COUNT(*) FROM verification_jobs j JOIN lists l ON l.id = j.list_id "
+            "WHERE l.mode = ? AND j.state NOT IN ('done', 'failed', 'cancelled')", (mode,)))
+
+    def reserved_credits(self, mode: str) -> int:
+        """Credits that started jobs will still spend: those not yet handed to Clearout."""
+        return int(self._scalar(
+            "SELECT COALESCE(SUM(j.to_verify), 0) FROM verification_jobs j JOIN lists l ON l.id = j.list_id "
+            "WHERE l.mode = ? AND (j.state IN ('preparing', 'queued') OR "
+            "(j.state = 'uploading' AND j.clearout_list_id IS NULL))", (mode,)))

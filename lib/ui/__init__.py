@@ -1,0 +1,137 @@
+"""The only part of lib/ that imports Streamlit: the cached runtime, the page frame, shared widgets.
+
+Pages import `lib.ui` for the frame every page has, and `lib.ui.<area>` for an area's widgets.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from lib.figures import Metric
+from lib.guide import PAGE_ICONS
+from lib.runtime import Runtime, start_runtime
+from lib.settings import load_settings
+from lib.verification.balance import Balance, current_balance
+from lib.worker.status import worker_status
+
+
+@st.cache_resource(show_spinner="Starting services…", on_release=Runtime.close)
+def runtime() -> Runtime:
+    """One Runtime per server process: shared by all sessions and reruns."""
+    return start_runtime(load_settings(), role="app")
+
+
+def mode_badge() -> None:
+    if runtime().settings.is_sandbox:
+        st.sidebar.markdown(":orange-badge[:material/science: Sandbox] simulated CleverTap and Clearout")
+    else:
+        st.sidebar.markdown(":green-badge[:material/cloud_done: Live] real CleverTap and Clearout")
+
+
+def sandbox_banner() -> None:
+    """On every page in sandbox mode: nothing here touches a real CRM or spends real credits."""
+    if runtime().settings.is_sandbox:
+        st.info("**Sandbox mode** · the data is simulated: a local CleverTap project and Clearout "
+                "account with realistic demo data. Nothing here touches a real CRM or spends real "
+                "credits. Configure credentials to go live (see the README).", icon=":material/science:")
+
+
+def worker_banner() -> None:
+    """On every page while the worker process is down: long work waits, and the user is told."""
+    rt = runtime()
+    status = worker_status(rt.store, rt.mode)
+    if not status.alive and status.message:
+        st.warning(status.message, icon=":material/engineering:")
+
+
+_ROUTED = "_ui_routed"
+PAGE_TITLES = {"pages/home.py": "Home", "pages/connect.py": "Connect", "pages/lists.py": "Lists",
+               "pages/verify.py": "Verify", "pages/results.py": "Results", "pages/export.py": "Export",
+               "pages/history.py": "History"}
+
+
+def app_pages() -> list[Any]:
+    """The app's pages, in the order of the five steps (Material icons are bundled: no emoji font needed)."""
+    return [st.Page(page, title=title, icon=PAGE_ICONS[page], default=page == "pages/home.py")
+            for page, title in PAGE_TITLES.items()]
+
+
+def mark_routed() -> None:
+    """Called by app.py: this session's scripts run through the router."""
+    st.session_state[_ROUTED] = True
+
+
+def page_header(title: str, purpose: str) -> Runtime:
+    """Every page starts here: its title, one line on what it does, the banners. Returns the runtime."""
+    if not st.session_state.get(_ROUTED):
+        # Streamlit quirk: until some run calls st.navigation, a server whose entry point sits
+        # beside a pages/ folder runs a deep link (/results) in the legacy pages/ mode: the page
+        # alone, without app.py. Calling st.navigation switches the legacy mode off for good
+        # (documented behaviour); the rerun then goes through the router.
+        st.navigation(app_pages(), position="hidden")
+        st.session_state[_ROUTED] = True
+        st.rerun()
+    st.title(title)
+    st.caption(purpose)
+    sandbox_banner()
+    worker_banner()
+    return runtime()
+
+
+def counts(*names: str) -> dict[str, Any]:
+    """st.dataframe column_config showing these count columns with thousands separators."""
+    return {name: st.column_config.NumberColumn(format="localized") for name in names}
+
+
+def link(page: str, label: str) -> None:
+    """A link to another page, with that page's icon from the navigation."""
+    st.page_link(page, label=label, icon=PAGE_ICONS[page])
+
+
+def timestamp(iso: str | None, never: str = "never") -> str:
+    """A store timestamp (ISO 8601 UTC) as people read it: `2025-11-26 14:05 UTC`."""
+    if not iso:
+        return never
+    return iso.replace("T", " ")[:16] + " UTC"
+
+
+_MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|<>~:$")
+
+
+def escape_md(text: object) -> str:
+    """User text (a list name, a header, a value) inside Markdown: shown as typed, never interpreted.
+
+    `![x](http://host/p.png)` as a list name must not make every browser fetch that URL.
+    """
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIALS else ch for ch in str(text))
+
+
+def flash(key: str) -> None:
+    """Show, once, a message a callback left in session state as (kind, text)."""
+    kind, text = st.session_state.pop(key, (None, None))
+    if kind in ("success", "error", "info", "warning"):
+        getattr(st, kind)(text)
+
+
+def clearout_balance() -> Balance:
+    """The Clearout balance as the worker last read it (it is asked for a fresh one when stale)."""
+    rt = runtime()
+    return current_balance(rt.store, rt.mode, has_token=rt.clients.has_clearout_token())
+
+
+def balance_text(balance: Balance) -> str:
+    return "—" if balance.available is None else f"{balance.available:,}"
+
+
+def metric_row(metrics: list[Metric], *, border: bool = False) -> None:
+    """Key figures side by side, each with its note under the value and its help on hover."""
+    for column, metric in zip(st.columns(len(metrics)), metrics):
+        column.metric(metric.label, metric.value, metric.note or None, delta_color="off", delta_arrow="off",
+                      help=metric.help or None, border=border)
+
+
+def say(tone: str | None, message: str | None, icon: str | None = None) -> None:
+    """A message in the tone a lib decision chose (info, warning, error, success); nothing for None."""
+    if tone in ("info", "warning", "error", "success") and message:
+        getattr(st, tone)(message, icon=icon)

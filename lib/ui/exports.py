@@ -1,0 +1,192 @@
+"""Export and History widgets: one run's progress, outcome, read-back and unprocessed records; the
+dry-run cache."""
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from lib.errors import UserError
+from lib.export import runs, views
+from lib.export.payloads import sample_payload
+from lib.export.plan import (RULES, ExportOptions, ExportPlan, append_table, columns_from_table, confirmation_phrase,
+                             plan_export)
+from lib.export.undo import start_undo
+from lib.figures import Metric
+from lib.store import Connection, Task
+from lib.tasks import request_read_back, request_undo_preview, undo_preview_of
+from lib.ui import counts, escape_md, link, metric_row, runtime, timestamp
+from lib.ui.tasks import task_answer
+
+
+@st.cache_resource(ttl=1800, max_entries=2, show_spinner="Dry run: planning every change…")
+def dry_run(data_dir: str, list_id: int, job_id: int, options: ExportOptions, guardrail: float,
+            nonce: int) -> ExportPlan:
+    """The plan, shared read-only (a million-row plan is not copied on every rerun); `nonce` = a new dry run."""
+    return plan_export(runtime().store, list_id, options, guardrail_pct=guardrail)
+
+
+def _stop(run_id: int) -> None:
+    runs.stop_run(runtime().store, run_id)
+
+
+def _resume(run_id: int) -> None:
+    runs.resume_run(runtime().store, run_id)
+
+
+def run_panel(run_id: int, key: str, actor: str) -> None:
+    """What the store says about an export run; call it from an `st.fragment(run_every=...)` while it runs."""
+    store = runtime().store
+    status = views.run_status(store, run_id)
+    run = status.run
+    st.markdown(f"**Run {run.id}** · {views.KIND_WORDS[run.kind].lower()} of **{escape_md(run.list_name)}** to "
+                f"**{escape_md(run.connection_name)}** ({escape_md(run.account_id)}, {run.region}) · by "
+                f"{escape_md(run.actor)} · {timestamp(run.created_at)}")
+    if run.state in ("planned", "running"):
+        st.progress(status.fraction, text=("All sent: reading a sample back from CleverTap… " if status.reading_back
+                                           else "Sending… ") + status.line)
+        if status.waiting:
+            st.warning(status.waiting, icon=":material/key:")
+            link("pages/connect.py", "Enter the passcode on Connect to resume")
+        st.button("Stop after the batches in flight", key=f"{key}_stop_{run.id}", on_click=_stop, args=(run.id,),
+                  help="Finished batches stay recorded; resume later to send the rest")
+        return
+    if run.state == "done":
+        st.success(f"Done · {status.line}", icon=":material/check_circle:")
+    else:
+        (st.error if run.state == "failed" else st.warning)(
+            f"{'Failed' if run.state == 'failed' else 'Stopped'} · {status.line}"
+            + (f" · {run.error}" if run.error else ""), icon=":material/warning:")
+        st.button("Resume: send the batches not sent yet", key=f"{key}_resume_{run.id}",
+                  on_click=_resume, args=(run.id,))
+    if (table := views.read_back_table(run)) is not None:
+        st.markdown(f"**Read-back check:** {int(table['Confirmed'].sum())} of {len(table)} sampled profiles read "
+                    "back from CleverTap exactly as planned.")
+        st.dataframe(table, key=f"{key}_readback_{run.id}", hide_index=True, width="stretch")
+    if run.state == "done":
+        asked = f"{key}_recheck_task_{run.id}"
+        if st.button("Check again now", key=f"{key}_recheck_{run.id}"):
+            st.session_state[asked] = request_read_back(store, run.mode, run.id, requested_by=actor).id
+        task_answer(asked, "Reading a sample back from CleverTap…", lambda task: None)
+    st.caption(views.dashboard_help(run.region, undo=run.kind == "undo"))
+    if status.unprocessed:
+        st.markdown(f"**{status.unprocessed:,} record(s) CleverTap left unprocessed** (first 1,000):")
+        st.dataframe(views.run_changes(store, run.id, outcomes=["unprocessed"], limit=1000),
+                     key=f"{key}_unprocessed_{run.id}", hide_index=True, width="stretch")
+        if st.button("Retry the unprocessed records", key=f"{key}_retry_{run.id}"):
+            try:
+                runs.start_retry(store, run.id, actor=actor)
+                st.rerun()
+            except UserError as exc:
+                st.error(exc.message)
+
+
+def choices(email_only: bool) -> ExportOptions:
+    """The export's options as the user ticks them: unsubscribe (with its rules), append (with columns)."""
+    if email_only:
+        st.info("This list has addresses only, no CleverTap identities. Unsubscribe goes through CleverTap's "
+                "Subscribe API, which works per **address**: every profile sharing an address is unsubscribed, "
+                "also profiles outside this list. Append is not possible (that API cannot set properties): "
+                "pull the audience from CleverTap on Lists to append.", icon=":material/mail:")
+    unsubscribe = st.checkbox("**Unsubscribe** undeliverable addresses (sets MSG-email to false)", value=True,
+                              key="export_unsubscribe")
+    rules = ["invalid"]
+    if unsubscribe:
+        st.caption("Always: addresses Clearout verified as **Invalid** (safe to send: No). Add only if you mean it:")
+        for rule in RULES[1:]:
+            if st.checkbox(rule.label, key=f"export_rule_{rule.code}", help=rule.warning):
+                rules.append(rule.code)
+                st.caption(f":orange[:material/warning:] {rule.warning}")
+    append = st.checkbox("**Append** Clearout columns to profiles as properties", key="export_append",
+                         disabled=email_only)
+    if append and not email_only:
+        edited = st.data_editor(append_table(), key="export_columns", hide_index=True, width="stretch",
+                                disabled=["Clearout column"])
+        return ExportOptions(unsubscribe=unsubscribe, append=True, rules=tuple(rules),
+                             columns=columns_from_table(edited))
+    return ExportOptions(unsubscribe=unsubscribe, append=False, rules=tuple(rules))
+
+
+def dry_run_panel(plan: ExportPlan, connection: Connection, actor: str) -> None:
+    """Exactly what will be sent, and the Apply button (with the guardrail's typed confirmation)."""
+    rt = runtime()
+    s = plan.summary
+    st.subheader("Dry run: exactly what will be sent")
+    metric_row(views.plan_metrics(plan))
+    for message in plan.errors:
+        st.error(escape_md(message), icon=":material/block:")
+    for message in plan.warnings:
+        st.warning(escape_md(message), icon=":material/warning:")
+    for message in plan.notes:
+        st.caption(escape_md(message))
+    if s.to_unsubscribe:
+        st.markdown("**Unsubscribes by reason**")
+        st.dataframe(views.reason_counts(plan), key="export_reasons", hide_index=True, width="stretch",
+                     column_config=counts("Profiles"))
+    st.download_button("Download the profiles that will change (CSV)", key="export_download",
+                       data=lambda: views.changes_csv(plan.changes), file_name=f"export-plan-{plan.tag}.csv",
+                       mime="text/csv", disabled=s.changes == 0, on_click="ignore")
+    with st.expander("Payload sample: the first records exactly as sent"):
+        st.code(json.dumps(sample_payload(plan), indent=2, ensure_ascii=False), language="json")
+    confirmation = ""
+    if s.over_guardrail:
+        confirmation = st.text_input(f"Type {confirmation_phrase(plan)} to unsubscribe more than the "
+                                     f"{s.guardrail_pct:g}% guardrail", key="export_confirm")
+    ready = views.apply_readiness(plan, confirmation, connection.name, runs.latest_active_run(rt.store, rt.mode))
+    if ready.note:
+        st.info(ready.note, icon=":material/hourglass_top:")
+    if st.button(ready.label, key="export_apply", type="primary", disabled=ready.disabled):
+        try:
+            with st.spinner("Recording the plan…"):
+                runs.start_run(rt.store, plan, connection, actor=actor, confirmation=confirmation)
+        except UserError as exc:
+            st.error(exc.message)
+        else:
+            st.session_state.pop("export_planned", None)
+            st.rerun()
+
+
+UNDO_EXPLAINED = ("Undo re-subscribes only profiles this run changed **from subscribed**, and only while they "
+                  "are still as the run left them (checked in CleverTap just before writing). Profiles that "
+                  "were unsubscribed before the run, were re-subscribed since, or were unsubscribed again by "
+                  "another run are left alone. An unsubscribe by CleverTap itself after this run (a bounce) "
+                  "cannot be told apart from ours: undo soon after a mistaken run.")
+
+
+def undo_panel(run_id: int, actor: str) -> None:
+    """The undo of one run: a dry run the worker makes (it reads the profiles), then the button."""
+    rt = runtime()
+    st.markdown(UNDO_EXPLAINED)
+    key = f"history_undo_task_{run_id}"
+    if st.button("Dry run the undo", key="history_undo_dry_run"):
+        st.session_state[key] = request_undo_preview(rt.store, rt.mode, run_id, requested_by=actor).id
+    task_answer(key, "Undo dry run: reading the current state of the profiles from CleverTap…",
+                lambda task: _undo_preview(task, run_id, actor))
+
+
+def _undo_preview(task: Task, run_id: int, actor: str) -> None:
+    preview = undo_preview_of(task)
+    if preview is None:
+        return
+    c = preview.counts
+    metric_row([
+        Metric("Unsubscribed by the run", f"{c['unsubscribed_by_run']:,}"),
+        Metric("Will be re-subscribed", f"{preview.will_resubscribe:,}",
+               help="" if preview.checked_all else "At most: each is checked just before writing"),
+        Metric("Unsubscribed before: left alone", f"{c['were_unsubscribed_before']:,}"),
+        Metric("State before unknown: left alone", f"{c['prior_unknown']:,}"),
+    ])
+    st.dataframe(preview.preview_table(), key="history_undo_preview", hide_index=True, width="stretch")
+    if not preview.checked_all:
+        st.caption(f"The first {len(preview.preview):,} of {preview.candidates:,} checked now; every one is "
+                   "checked again just before its batch is written.")
+    if st.button(f"Undo run {run_id}: re-subscribe up to {preview.candidates:,} profiles", key="history_undo",
+                 type="primary", disabled=preview.candidates == 0):
+        try:
+            undo = start_undo(runtime().store, run_id, actor=actor)
+        except UserError as exc:
+            st.error(exc.message)
+        else:
+            st.session_state.pop(f"history_undo_task_{run_id}", None)
+            st.session_state["history_select"] = undo.id
+            st.rerun()

@@ -1,0 +1,170 @@
+"""The Lists page's three parts: an audience form (count, then pull), a CSV upload, and My lists."""
+from __future__ import annotations
+
+import streamlit as st
+
+from lib import audiences, lists
+from lib.connections import ConnectionView
+from lib.errors import UserError
+from lib.runtime import Runtime
+from lib.store import ListRecord
+from lib.ui import escape_md, link, timestamp
+from lib.ui.tasks import task_answer
+
+state = st.session_state
+
+
+def audience_form(rt: Runtime, views: dict[int, ConnectionView]) -> None:
+    """Build a query, have the worker count it, then pull it into a new list."""
+    if not views:
+        st.info("No CleverTap project connected yet: connect one first, or add a CSV file instead.",
+                icon=":material/info:")
+        link("pages/connect.py", "Connect a CleverTap project")
+        return
+    st.caption("CleverTap cannot list a dashboard segment's members, so an audience is a query: the "
+               "profiles that did an event in a date range, optionally narrowed by profile properties.")
+    connection_id = st.selectbox("CleverTap connection", list(views), key="lists_connection",
+                                 format_func=lambda i: views[i].connection.name)
+    event = st.selectbox("Event", audiences.SUGGESTED_EVENTS, key="lists_event", accept_new_options=True,
+                         help="Pick one or type any event name: names are case-sensitive.")
+    dates = st.date_input("Date range", value=audiences.default_range(), key="lists_dates")
+    rows = state.setdefault("lists_filter_rows", 0)
+    for i in range(rows):
+        name_col, op_col, value_col = st.columns([2, 1, 2])
+        name_col.text_input("Profile property", key=f"lists_filter_name_{i}", placeholder="Customer Type")
+        op_col.selectbox("Operator", audiences.OPERATORS, key=f"lists_filter_op_{i}")
+        value_col.text_input("Value", key=f"lists_filter_value_{i}", placeholder="Gold")
+    st.button("Add a profile filter", icon=":material/add:", key="lists_add_filter", on_click=state.update,
+              args=({"lists_filter_rows": rows + 1},))
+    picked = [*dates, None, None] if isinstance(dates, (list, tuple)) else [dates, None]
+    try:
+        query = audiences.build_query(connection_id, event, picked[0], picked[1],
+                                      [(state[f"lists_filter_name_{i}"], state[f"lists_filter_op_{i}"],
+                                        state[f"lists_filter_value_{i}"]) for i in range(rows)])
+    except UserError as exc:
+        st.warning(exc.message)
+        return
+    if st.button("Count matching profiles", key="lists_count"):
+        state["lists_count_query"] = query
+        state["lists_count_task"] = audiences.request_count(rt.store, rt.mode, query).id
+    if state.get("lists_count_query") == query:
+        task_answer("lists_count_task", "CleverTap is counting…", lambda task: _offer_pull(rt, query, task))
+
+
+def _offer_pull(rt: Runtime, query: audiences.AudienceQuery, task: object) -> None:
+    count = audiences.count_of(task)  # type: ignore[arg-type]
+    if count is None:
+        return
+    st.success(f"**{count:,}** profiles match: {escape_md(query.describe())}.")
+    list_name = st.text_input("List name", value=f"{query.event_name} {query.to_date:%Y-%m-%d}",
+                              key="lists_audience_name")
+    if st.button(f"Pull {count:,} profiles into My lists", key="lists_pull", type="primary", disabled=count == 0):
+        try:
+            audience = audiences.save_audience(rt.store, query, list_name)
+            state["lists_chosen"] = audiences.start_pull(rt.store, rt.mode, audience, list_name,
+                                                         expected_rows=count).id
+            state.pop("lists_count_query", None)
+            state.pop("lists_count_task", None)
+            st.rerun()
+        except UserError as exc:
+            st.error(exc.message)
+
+
+def saved_audiences(rt: Runtime, views: dict[int, ConnectionView]) -> None:
+    saved = [a for a in rt.store.list_audiences() if a.connection_id in views]
+    if not saved:
+        return
+    with st.expander(f"Saved audiences ({len(saved)})"):
+        for audience in saved:
+            text_col, button_col = st.columns([5, 1])
+            text_col.markdown(f"**{escape_md(audience.name)}** · "
+                              f"{escape_md(audiences.AudienceQuery.from_audience(audience).describe())}"
+                              f" · last pulled {timestamp(audience.last_pulled_at)}")
+            if button_col.button("Pull again", key=f"lists_repull_{audience.id}"):
+                state["lists_chosen"] = audiences.start_pull(rt.store, rt.mode, audience, audience.name).id
+                st.rerun()
+
+
+def csv_form(rt: Runtime) -> None:
+    st.caption("A CSV file with an Email column, e.g. a segment downloaded from CleverTap's Find People. "
+               f"Up to {rt.settings.upload_max_mb} MB; comma, semicolon or tab separated.")
+    upload = st.file_uploader("CSV file", key="lists_upload")
+    csv_name = st.text_input("List name", key="lists_csv_name", placeholder="Defaults to the file name")
+    if upload is None or not st.button("Add to My lists", key="lists_add_csv", type="primary"):
+        return
+    try:
+        with st.spinner(f"Reading {upload.name}…"):
+            record, notice = lists.add_csv_list(rt.store, rt.mode, upload, file_name=upload.name,
+                                                max_bytes=rt.settings.upload_max_mb * 1_000_000,
+                                                name=csv_name.strip() or None)
+    except UserError as exc:
+        st.error(exc.message)
+        return
+    st.success(f"Added **{escape_md(record.name)}**: {record.rows:,} rows, {record.unique_emails:,} unique "
+               f"addresses (email column: {escape_md(record.email_column)}). It is chosen in My lists below.")
+    state["lists_chosen"] = record.id  # the list just added is the one to look at and verify
+    if notice:
+        st.warning(escape_md(notice))
+
+
+def pull_progress(rt: Runtime, pulling: list[ListRecord]) -> None:
+    """Polls while pulls run (call it from a fragment); reruns the page when one ends."""
+    current = {r.id: r for r in rt.store.list_lists(rt.mode, states=["pulling"])}
+    if set(current) != {r.id for r in pulling}:
+        st.rerun(scope="app")  # a pull ended: refresh the whole table
+    for record in current.values():
+        share = lists.progress(record)
+        total = f" of {record.expected_rows:,}" if record.expected_rows is not None else ""
+        st.progress(share or 0.0, text=f"Pulling **{escape_md(record.name)}**: {record.rows:,}{total} profiles")
+
+
+def list_table(records: list[ListRecord]) -> None:
+    st.dataframe(lists.overview(records), key="lists_table", height=min(400, 38 + 35 * len(records)),
+                 hide_index=True,
+                 # The figures first: at a 1280-pixel window the long Source text is what scrolls out of view.
+                 column_order=("Name", "State", *lists.COUNT_COLUMNS, "Added", "Source"),
+                 column_config={"Name": st.column_config.TextColumn(width="medium"),
+                                "Source": st.column_config.TextColumn(width="large"),
+                                "Added": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+                                **{c: st.column_config.NumberColumn(format="localized", width="small", help=h)
+                                   for c, h in lists.COUNT_HELP.items()}})
+
+
+def chosen_list(rt: Runtime, chosen: ListRecord) -> None:
+    """What can be done with one list: pull again, preview, verify, rename, delete."""
+    if chosen.state == "failed":
+        st.error(escape_md(chosen.error or "This list failed."))
+        if chosen.audience_id and st.button("Pull it again", key="lists_retry"):
+            try:
+                audiences.pull_again(rt.store, rt.mode, chosen)
+                st.rerun()
+            except UserError as exc:
+                st.error(exc.message)
+    if chosen.state == "ready":
+        with st.expander(f"Preview: the first {lists.PREVIEW_ROWS} rows"):
+            try:
+                st.dataframe(lists.preview(rt.store, chosen), key="lists_preview", hide_index=True)
+            except UserError as exc:
+                st.info(exc.message)
+        if st.button("Verify this list", key="lists_verify", type="primary", icon=":material/verified:",
+                     help="Opens Verify with this list chosen: the cost is shown before anything starts"):
+            state["verify_list"] = chosen.id
+            st.switch_page("pages/verify.py")
+    name_col, rename_col, delete_col = st.columns([3, 1, 1], vertical_alignment="bottom")
+    new_name = name_col.text_input("Name", value=chosen.name, key=f"lists_rename_{chosen.id}")
+    if rename_col.button("Rename", key="lists_rename"):
+        try:
+            lists.rename_list(rt.store, chosen.id, new_name)
+            st.rerun()
+        except UserError as exc:
+            st.error(exc.message)
+    delete_col.button("Delete", key="lists_delete", on_click=state.update, args=({"lists_confirm": chosen.id},))
+    if state.get("lists_confirm") == chosen.id:
+        st.warning(f"Delete **{escape_md(chosen.name)}** with its file and verification results? "
+                   "This cannot be undone.")
+        yes, no = st.columns(2)
+        if yes.button("Yes, delete", key="lists_delete_yes", type="primary"):
+            lists.delete_list(rt.store, chosen.id)
+            state.pop("lists_confirm")
+            st.rerun()
+        no.button("Cancel", key="lists_delete_no", on_click=state.pop, args=("lists_confirm",))

@@ -1,0 +1,131 @@
+"""How verification jobs read on the pages: state in words, credits spent and saved, progress."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from lib.figures import Metric, plural
+from lib.store import Store, VerificationJob
+from lib.verification.balance import Balance
+from lib.verification.plan import UNFINISHED_STATES, VerificationPlan, credit_shortage
+from lib.verification.worker import TOKEN_MISSING
+
+STATE_LABELS = {
+    "preparing": "Preparing", "queued": "Queued", "uploading": "Uploading", "verifying": "Verifying",
+    "downloading": "Downloading results", "done": "Done", "failed": "Failed", "cancelled": "Cancelled",
+}
+
+
+@dataclass(frozen=True)
+class JobView:
+    job: VerificationJob
+    list_name: str
+    label: str         # "Verifying · 42%"
+    detail: str        # what it costs and saves, or why it failed
+    progress: float    # 0..1, for a progress bar
+    cancellable: bool
+
+
+def _credits(count: int) -> str:
+    return plural(count, "credit")
+
+
+def describe(job: VerificationJob, list_name: str) -> JobView:
+    """How a job reads on a page: its state in words, credits spent and saved, its error."""
+    label = STATE_LABELS.get(job.state, job.state)
+    if job.state == "verifying":
+        label += f" · {job.percent:.0f}%"
+    if job.cancel_requested and not job.is_final:
+        label += " · cancelling"
+    saved = (f"{_credits(job.cached + job.syntax_invalid)} saved (cache {job.cached:,}, "
+             f"syntax check {job.syntax_invalid:,})")
+    if job.state == "done":
+        detail = f"{_credits(job.credits_spent or 0)} spent · {saved}"
+    elif job.is_final:
+        detail = job.error or "Stopped before finishing; rows Clearout did not verify are not charged."
+    else:
+        detail = f"{job.to_verify:,} addresses to verify (at most {_credits(job.to_verify)}) · {saved}"
+        if job.error:
+            detail += f" · {job.error}"
+    progress = {"done": 1.0, "downloading": 1.0, "verifying": job.percent / 100}.get(job.state, 0.0)
+    if job.cancel_requested:
+        progress = min(progress, job.percent / 100)
+    return JobView(job=job, list_name=list_name, label=label, detail=detail, progress=progress,
+                   cancellable=not job.is_final and not job.cancel_requested)
+
+
+def job_views(store: Store, mode: str, *, limit: int = 20, unfinished_only: bool = False) -> list[JobView]:
+    """The latest jobs of a mode, newest first, ready to render."""
+    states = UNFINISHED_STATES if unfinished_only else None
+    jobs = store.list_jobs(mode=mode, states=states, limit=limit)
+    names = {record.id: record.name for record in store.list_lists(mode)}
+    return [describe(job, names.get(job.list_id, f"list {job.list_id}")) for job in jobs]
+
+
+def cancel(store: Store, job_id: int) -> VerificationJob | None:
+    """Cancel a job: queued ones stop at once, running ones when the worker has told Clearout."""
+    return store.cancel_job(job_id)
+
+
+def waiting_reason(store: Store, mode: str, *, has_token: bool) -> str | None:
+    """Why jobs are not moving (the app holds no Clearout token), or None."""
+    if store.unfinished_job_count(mode) and not has_token:
+        return TOKEN_MISSING
+    return None
+
+
+# ---- the Verify page's decisions ----------------------------------------------------------------
+def cost_metrics(plan: VerificationPlan, balance: Balance, reserved: int, cache_days: int) -> list[Metric]:
+    """What a run costs, as the Verify page shows it before anything is spent."""
+    held = f"; {reserved:,} of it held for jobs already started" if reserved else ""
+    return [
+        Metric("Distinct addresses", f"{plan.unique_emails:,}", help="Distinct addresses after trimming and "
+               "lower-casing, including those that fail the syntax check: one verdict each. Duplicates and empty "
+               "cells are not counted (My lists counts only the valid ones)."),
+        Metric("Free: fresh in cache", f"{plan.cached:,}", help=f"Verified in the last {cache_days} days (Unknown "
+               "results are never reused)"),
+        Metric("Free: syntax errors", f"{plan.syntax_invalid:,}", help="Cannot be delivered: marked Invalid "
+               "(\"Syntax error\") without asking Clearout"),
+        Metric("Credits needed", f"{plan.to_verify:,}", help="At most: Clearout does not charge Unknown results. "
+               "Addresses whose last verdict was Unknown are verified again."),
+        Metric("Credits available", "—" if balance.available is None else f"{balance.available:,}",
+               help=f"Your Clearout balance{held}" + (f" (read {_age(balance)})" if balance.as_of else "")),
+    ]
+
+
+def _age(balance: Balance) -> str:
+    seconds = max(0, int(time.time() - (balance.as_of or 0)))
+    return "just now" if seconds < 5 else f"{seconds} s ago" if seconds < 120 else f"{seconds // 60} min ago"
+
+
+@dataclass(frozen=True)
+class StartReadiness:
+    """What the Verify page says before the start button, and how that button reads."""
+    tone: str | None     # info | warning | error | success | None
+    message: str | None
+    label: str
+    primary: bool
+    disabled: bool
+
+
+def start_readiness(plan: VerificationPlan, balance: Balance, reserved: int, *, list_name: str,
+                    running: VerificationJob | None, verified_before: bool) -> StartReadiness:
+    """Whether a run can start now and what to say: in flight, balance unknown, not enough credits,
+    nothing to buy. A list verified before is offered "Verify again" as a secondary action: its
+    verdicts are on Results already, so spending more is not the obvious next step."""
+    label = f"{'Verify again' if verified_before else 'Start verification'} ({plural(plan.to_verify, 'credit')})"
+    tone: str | None = None
+    message: str | None = None
+    blocked = plan.unique_emails == 0
+    if running is not None:
+        tone, message, blocked = "info", (f"{list_name} is being verified now ({describe(running, list_name).label}): "
+                                          "follow it below."), True
+    elif plan.to_verify and balance.available is None:
+        tone, message, blocked = "warning", f"The Clearout balance is not known yet: {balance.message}", True
+    elif plan.to_verify and balance.available is not None and (
+            shortage := credit_shortage(plan.to_verify, balance.available, reserved)):
+        tone, message, blocked = "error", shortage.message, True
+    elif not plan.to_verify and plan.unique_emails:
+        tone, message = "success", ("Nothing to buy: every address has a fresh verdict or fails the syntax check. "
+                                    "Starting finishes at once, without using Clearout.")
+    return StartReadiness(tone, message, label, primary=not verified_before, disabled=blocked)

@@ -1,0 +1,1 @@
+"""The worker process (`python -m lib.worker`): long work, away from the Streamlit process."""
