@@ -167,7 +167,8 @@ def run(data_dir: Path, list_id: int, sb: dict[str, str]) -> dict[str, tuple[flo
     try:
         with timer() as start_time:
             job = S.start_verification(store, price, available_credits=balance, mode="sandbox")
-            worker.run_once()  # prepares the job (plans again, writes upload.csv) and queues it
+            # The worker's first step: plan again, write upload.csv, queue (its round then uploads).
+            S.prepare_job(store, store.job(job.id), cache_days=CACHE_DAYS)
     finally:
         S.plan_verification, S.write_upload_file = original
     with timer() as upload_time:

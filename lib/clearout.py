@@ -218,6 +218,14 @@ class MultipartFile:
         yield self._tail
 
 
+FILE_EXTENSIONS = (".csv", ".xlsx")  # what Clearout's bulk endpoint takes, by the file name's extension
+
+
+def upload_filename(name: str, extension: str) -> str:
+    """`name` as Clearout must see it: with a file extension, the file's own when it has none."""
+    return name if name.lower().endswith(FILE_EXTENSIONS) else f"{name}{extension.lower() or '.csv'}"
+
+
 def write_email_csv(emails: Iterable[str], path: Path) -> int:
     """Write addresses to a CSV with the header `Email`, one per row; return the row count."""
     count = 0
@@ -234,11 +242,12 @@ class ClearoutClient:
     """One Clearout account (API token). Use as a context manager or call `close()`."""
 
     def __init__(self, api_token: str, *, base_url: str | None = None, timeout: float = 60.0,
-                 max_retries: int = 5) -> None:
+                 max_retries: int = 5, gate: http.Gate | None = None) -> None:
         self._token = api_token.strip()
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.timeout = timeout
         self.max_retries = max_retries
+        self._gate = gate  # the token's rate budget, shared by the whole app (lib.ratelimit)
         # The reference records three forms (raw token, "Bearer:<t>", "Bearer <t>");
         # "Bearer <t>" is the one the current docs and the OpenAPI spec describe.
         self._session = http.make_session(headers={"Authorization": f"Bearer {self._token}"})
@@ -272,8 +281,10 @@ class ClearoutClient:
             extra = body_factory() if body_factory is not None else {}
             return session.request(method, url, timeout=timeout or self.timeout, **kwargs, **extra)
 
+        # Result files come from S3, outside Clearout's API and its rate limit: no gate for them.
+        gate = self._gate if session is self._session else None
         try:
-            return http.send_with_retries(send, max_retries=self.max_retries, idempotent=idempotent)
+            return http.send_with_retries(send, max_retries=self.max_retries, idempotent=idempotent, gate=gate)
         except requests.RequestException as exc:
             raise ClearoutConnectionError(
                 f"Could not reach Clearout at {http.host_of(url)}: check the network or proxy"
@@ -374,11 +385,13 @@ class ClearoutClient:
         Args:
             rows_or_path: a CSV/XLSX file path, or an iterable of addresses (written to a temporary
                 CSV with the header `Email`; the body is streamed from disk either way).
-            name: the file name Clearout shows (".csv" is added to an address list's name).
+            name: the file name Clearout shows; without an extension it gets the file's own (".csv"
+                for a list of addresses): Clearout refuses a name without one ("Invalid file format").
         """
         if isinstance(rows_or_path, (str, os.PathLike)):
-            return self._upload_file(Path(rows_or_path), name, ignore_duplicate_file)
-        filename = name if name.lower().endswith(".csv") else f"{name}.csv"
+            path = Path(rows_or_path)
+            return self._upload_file(path, upload_filename(name, path.suffix), ignore_duplicate_file)
+        filename = upload_filename(name, ".csv")
         handle, temp = tempfile.mkstemp(prefix="clearout-upload-", suffix=".csv")
         os.close(handle)
         try:

@@ -40,6 +40,11 @@ REGIONS: dict[str, Region] = {r.code: r for r in (
 MAX_UPLOAD_BATCH = 1000  # records per /1/upload or /1/subscribe call [UUP]
 MAX_UPLOAD_CONCURRENCY = 15  # uploads in flight per account; above it CleverTap answers 429 [UUP]
 MAX_READ_CONCURRENCY = 3  # UNCONFIRMED for /1/profile.json and profiles.json: the old global figure [ERR]
+# CleverTap's concurrency limits are per API: which API a path belongs to, and each API's limit.
+API_OF_PATH = {"/1/upload": "upload", "/1/subscribe": "subscribe", "/1/profile.json": "profile",
+               "/1/profiles.json": "profiles", "/1/counts/profiles.json": "counts"}
+API_CONCURRENCY = {"upload": MAX_UPLOAD_CONCURRENCY, "subscribe": MAX_UPLOAD_CONCURRENCY,
+                   "profile": MAX_READ_CONCURRENCY, "profiles": MAX_READ_CONCURRENCY, "counts": MAX_READ_CONCURRENCY}
 BATCH_BUCKETS = 23  # batch_size must be a multiple of 23 (CleverTap's storage buckets)
 MAX_BATCH_SIZE = 5000 // BATCH_BUCKETS * BATCH_BUCKETS  # 4991
 IN_PROGRESS_CODE = 2
@@ -265,7 +270,8 @@ class CleverTapClient:
     """One CleverTap project in one region. Use as a context manager or call `close()`."""
 
     def __init__(self, account_id: str, passcode: str, region: str, *, base_url: str | None = None,
-                 timeout: float = 30.0, max_retries: int = 5) -> None:
+                 timeout: float = 30.0, max_retries: int = 5,
+                 gates: Callable[[str], http.Gate | None] | None = None) -> None:
         code = region.strip().upper()
         if code not in REGIONS:
             raise ValueError(f"Unknown CleverTap region {region!r}: choose one of {', '.join(REGIONS)}")
@@ -276,6 +282,9 @@ class CleverTapClient:
         self.base_url = self._base_for(code)
         self.timeout = timeout
         self.max_retries = max_retries
+        # The account's concurrency budget per API (lib.ratelimit), shared by the whole app: an API
+        # name from API_OF_PATH gives its gate.
+        self._gates = gates
         self._session = http.make_session(
             headers={"X-CleverTap-Account-Id": self.account_id, "X-CleverTap-Passcode": self._passcode},
             pool_maxsize=MAX_UPLOAD_CONCURRENCY + 1, env_for_url=self.base_url)
@@ -322,7 +331,8 @@ class CleverTapClient:
         try:
             response = http.send_with_retries(
                 lambda: self._session.request(method, url, data=data, headers=headers, timeout=self.timeout),
-                max_retries=self.max_retries if max_retries is None else max_retries)
+                max_retries=self.max_retries if max_retries is None else max_retries,
+                gate=self._gates(API_OF_PATH[path]) if self._gates is not None and path in API_OF_PATH else None)
         except requests.RequestException as exc:
             raise CleverTapConnectionError(
                 f"Could not reach CleverTap at {http.host_of(url)}: check the network or proxy"

@@ -12,6 +12,8 @@ import re
 import time
 from email.utils import parsedate_to_datetime
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -116,13 +118,22 @@ def was_not_sent(exc: BaseException) -> bool:
     return type(reason).__name__ in ("NewConnectionError", "NameResolutionError", "ConnectTimeoutError")
 
 
+class Gate(Protocol):
+    """A shared rate budget (lib.ratelimit): a call happens inside `call()`, which waits out any
+    announced window first, and its answer is reported so the next call knows."""
+
+    def call(self) -> AbstractContextManager[Callable[[int | None, Mapping[str, str] | None], None]]: ...
+
+
 def send_with_retries(send: Callable[[], requests.Response], *, max_retries: int,
-                      idempotent: bool = True) -> requests.Response:
+                      idempotent: bool = True, gate: Gate | None = None) -> requests.Response:
     """Call `send` until a reply is final or attempts run out; return the last reply.
 
     `send` must build a fresh request each time (a streamed body cannot be replayed).
     When `idempotent` is False, only failures that provably never reached the server are
     retried, because a timed-out upload may have been accepted (a duplicate costs credits).
+    With a `gate`, every attempt goes through it: a wait the server announced is the gate's to
+    keep (for every thread and process), so the loop itself only backs off from unhinted failures.
 
     Raises:
         The last requests exception when every attempt failed without a reply.
@@ -130,7 +141,16 @@ def send_with_retries(send: Callable[[], requests.Response], *, max_retries: int
     attempt = 0
     while True:
         try:
-            response = send()
+            if gate is None:
+                response = send()
+            else:
+                with gate.call() as report:
+                    try:
+                        response = send()
+                    except TRANSIENT_ERRORS:
+                        report(None, None)
+                        raise
+                    report(response.status_code, response.headers)
         except TRANSIENT_ERRORS as exc:
             if not should_retry(None, attempt, max_retries) or not (idempotent or was_not_sent(exc)):
                 raise
@@ -138,9 +158,12 @@ def send_with_retries(send: Callable[[], requests.Response], *, max_retries: int
         else:
             if not should_retry(response.status_code, attempt, max_retries):
                 return response
-            delay = retry_delay(response.status_code, response.headers, attempt)
+            hinted = response.status_code in (429, 503) and retry_after_seconds(response.headers) is not None
+            delay = 0.0 if gate is not None and hinted else retry_delay(response.status_code, response.headers,
+                                                                        attempt)
             response.close()
-        sleep(delay)
+        if delay:
+            sleep(delay)
         attempt += 1
 
 

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from collections.abc import Callable
 
 from lib.clearout import ClearoutClient
-from lib.clevertap import CleverTapClient
+from lib.clevertap import API_CONCURRENCY, CleverTapClient
 from lib.errors import UserError
 from lib.logs import configure_logging
+from lib.ratelimit import Gates, SerialGate, SlotGate
 from lib.sandbox.endpoint import SandboxEndpoint
 from lib.secret_relay import RelayClient, RelayServer, relay_address
 from lib.settings import Mode, Settings
@@ -42,10 +43,13 @@ class Clients:
     typed (a credentials check); those are the caller's to close.
     """
 
-    def __init__(self, vault: Vault, *, clevertap_base: str | None, clearout_base: str | None) -> None:
+    def __init__(self, vault: Vault, *, clevertap_base: str | None, clearout_base: str | None,
+                 gates: Gates | None = None) -> None:
         self.vault = vault
         self.clevertap_base = clevertap_base  # may hold {region}; None: the real regional hosts
         self.clearout_base = clearout_base
+        self.gates = gates  # the rate budgets every process of the installation shares
+        self._slot_gates: dict[tuple[str, str], SlotGate] = {}
         self._lock = threading.Lock()
         self._clearout: dict[str, ClearoutClient] = {}
         self._clevertap: dict[tuple[str, str, str], CleverTapClient] = {}
@@ -66,8 +70,24 @@ class Clients:
         with self._lock:
             client = self._clearout.get(key)
             if client is None:
-                client = self._clearout[key] = ClearoutClient(token, base_url=self.clearout_base)
+                client = self._clearout[key] = ClearoutClient(token, base_url=self.clearout_base,
+                                                              gate=self._clearout_gate(token, None))
         return client
+
+    def _clearout_gate(self, token: str, max_wait: float | None) -> SerialGate | None:
+        return None if self.gates is None else self.gates.clearout(token, max_wait=max_wait)
+
+    def _clevertap_gates(self, account_id: str) -> Callable[[str], SlotGate | None]:
+        def gate(api: str) -> SlotGate | None:
+            if self.gates is None:
+                return None
+            with self._lock:
+                found = self._slot_gates.get((account_id, api))
+                if found is None:
+                    found = self._slot_gates[(account_id, api)] = self.gates.clevertap(
+                        account_id, api, API_CONCURRENCY[api])
+            return found
+        return gate
 
     def clevertap(self, connection: Connection) -> CleverTapClient:
         """The shared client of a saved connection.
@@ -85,16 +105,20 @@ class Clients:
             client = self._clevertap.get(key)
             if client is None:
                 client = self._clevertap[key] = CleverTapClient(
-                    connection.account_id, passcode, connection.region, base_url=self.clevertap_base)
+                    connection.account_id, passcode, connection.region, base_url=self.clevertap_base,
+                    gates=self._clevertap_gates(connection.account_id))
         return client
 
     def clearout_with(self, token: str, *, timeout: float, max_retries: int) -> ClearoutClient:
-        return ClearoutClient(token, base_url=self.clearout_base, timeout=timeout, max_retries=max_retries)
+        """For a check while a person waits: a rate-limit wait longer than `timeout` is refused at once
+        (lib.ratelimit.GateClosed says until when), not slept through."""
+        return ClearoutClient(token, base_url=self.clearout_base, timeout=timeout, max_retries=max_retries,
+                              gate=self._clearout_gate(token, timeout))
 
     def clevertap_with(self, account_id: str, passcode: str, region: str, *, timeout: float,
                        max_retries: int) -> CleverTapClient:
         return CleverTapClient(account_id, passcode, region, base_url=self.clevertap_base, timeout=timeout,
-                               max_retries=max_retries)
+                               max_retries=max_retries, gates=self._clevertap_gates(account_id.strip()))
 
     def close(self) -> None:
         with self._lock:
@@ -169,5 +193,6 @@ def start_runtime(settings: Settings, *, role: str = "app") -> Runtime:
     clients = Clients(
         vault,
         clevertap_base=settings.clevertap_api_base or (sandbox.clevertap_base_template if sandbox else None),
-        clearout_base=settings.clearout_api_base or (sandbox.clearout_base if sandbox else None))
+        clearout_base=settings.clearout_api_base or (sandbox.clearout_base if sandbox else None),
+        gates=Gates(settings.data_dir / "run" / "gates"))
     return Runtime(settings=settings, store=store, vault=vault, clients=clients, sandbox=sandbox, _closers=closers)

@@ -43,7 +43,8 @@ else:
     if st.button(ready.label, key="verify_start", type="primary" if ready.primary else "secondary",
                  disabled=ready.disabled):
         try:
-            start_verification(rt.store, plan, available_credits=balance.available, mode=rt.mode)
+            start_verification(rt.store, plan, available_credits=balance.available, mode=rt.mode,
+                               requested_by=ui.current_user())
         except UserError as exc:
             st.error(exc.message)
         else:

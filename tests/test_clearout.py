@@ -412,3 +412,22 @@ def test_a_refused_result_link_is_replaced_once(scripted) -> None:
         with pytest.raises(ClearoutRequestError, match=r"refused \(HTTP 403\) twice"):
             client.download_result("x")
     assert [s.path for s in server.seen].count("/download/result") == 4
+
+
+def test_upload_file_names_keep_an_extension() -> None:
+    from lib.clearout import upload_filename
+
+    assert upload_filename("Spring-promo-job3", ".csv") == "Spring-promo-job3.csv"
+    assert upload_filename("report.xlsx", ".csv") == "report.xlsx"
+    assert upload_filename("list.CSV", ".xlsx") == "list.CSV"
+    assert upload_filename("export", ".XLSX") == "export.xlsx"
+    assert upload_filename("no-suffix", "") == "no-suffix.csv"
+
+
+def test_bulk_upload_of_a_path_named_without_extension_is_accepted(make_sandbox, tmp_path) -> None:
+    sb = make_sandbox()
+    path = tmp_path / "upload.csv"
+    path.write_text("Email\na@gmail.com\n")
+    with ClearoutClient(sb.clearout_token, base_url=sb.clearout_base) as client:
+        assert client.bulk_upload(path, "Newsletter-job7")  # Clearout would refuse "Newsletter-job7"
+    assert sb.stats()["bulk_uploads_accepted"] == 1

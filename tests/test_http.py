@@ -129,3 +129,22 @@ def test_non_idempotent_read_timeout_is_not_retried(scripted, no_sleep: list[flo
     with pytest.raises(requests.ReadTimeout):
         http.send_with_retries(send, max_retries=3, idempotent=True)
     assert len(calls) == 4
+
+
+def test_with_a_gate_the_announced_wait_is_kept_by_the_gate_not_slept_twice(scripted, no_sleep, tmp_path) -> None:
+    from lib.ratelimit import Gates
+
+    server = scripted([(503, {"Retry-After": "7"}, {}), (200, {}, {"ok": True})])
+    now = [0.0]
+    gate_sleeps: list[float] = []
+
+    def gate_sleep(seconds: float) -> None:
+        gate_sleeps.append(seconds)
+        now[0] += seconds
+
+    gates = Gates(tmp_path, clock=lambda: now[0], sleep=gate_sleep)
+    session = requests.Session()
+    reply = http.send_with_retries(lambda: session.get(server.url + "/x", timeout=5), max_retries=3,
+                                   gate=gates.clearout("tok"))
+    assert reply.status_code == 200
+    assert gate_sleeps == [7.0] and no_sleep == []  # waited once, by the gate (for every process)

@@ -14,7 +14,8 @@ LIB = ROOT / "lib"
 # The bottom layer: settings and pure helpers every layer may use.
 SETTINGS = {"lib.settings", "lib.errors", "lib.logs", "lib.emails", "lib.columns", "lib.processes", "lib.figures"}
 # API clients, the store, where secrets live; and the sandbox, a stand-alone server.
-CLIENTS_STORE_PREFIXES = ("lib.http", "lib.clevertap", "lib.clearout", "lib.store", "lib.vault", "lib.secret_relay",
+CLIENTS_STORE_PREFIXES = ("lib.http", "lib.ratelimit", "lib.clevertap", "lib.clearout", "lib.store", "lib.vault",
+                          "lib.secret_relay",
                           "lib.sandbox")
 LAYERS = ("settings", "clients/store", "services", "ui")
 MAX_LINES = 600

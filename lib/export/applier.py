@@ -29,7 +29,6 @@ PRIOR_LOOKUP_MAX = 1_000    # read MSG-email before sending for at most this man
 
 LEASE_SECONDS = 30.0
 
-RECORD_EVERY_S = 0.1        # answered batches wait at most this long to be recorded together
 
 
 @dataclass(frozen=True)
@@ -70,6 +69,7 @@ class RunApplier:
         self.concurrency = 1 if self.checks_first else max(1, min(MAX_UPLOAD_CONCURRENCY, concurrency))
         self.stop = stop or threading.Event()
         self._halt = threading.Event()
+        self._send_slots = threading.BoundedSemaphore(self.concurrency)
         self.owner = owner
         self.on_batch = on_batch
         self.read_back_sample = read_back_sample
@@ -130,27 +130,27 @@ class RunApplier:
         This thread reads and encodes the batches and hands them to `concurrency` sending threads,
         keeping one more per sender queued, so a sender whose call returns starts the next one at
         once: the slots stay busy and a sender's own work is the HTTP call alone. Queued batches
-        are not in flight (only `concurrency` threads send); after a failure or a stop they return
-        unsent and stay pending.
+        are not in flight; after a failure or a stop they return unsent and stay pending.
 
-        Answered batches are recorded together, one transaction per `concurrency` answers or per
-        RECORD_EVERY_S, whichever comes first (at once after a failure, a stop or the last answer):
-        a transaction per batch cost more than the rest of the runner's bookkeeping. A batch is
-        recorded only after CleverTap answered it, so a recorded batch is never sent again. The
-        crash window: batches answered in the last RECORD_EVERY_S before the process dies are not
-        recorded and are sent again on resume, which re-sends the same values (harmless; an undo
-        batch re-reads its profiles first). Nothing answered is recorded as anything else.
+        The crash bound: a sender takes one of `concurrency` send slots just before its call, and the
+        slot is freed only once this thread has recorded the answer. So at any moment at most
+        `concurrency` (15) batches have been sent and not recorded, and a kill -9 makes the next
+        worker send at most that many again (the same values: harmless; an undo batch re-reads its
+        profiles first). Answers are recorded as soon as they arrive, all that arrived together in
+        one transaction; a recorded batch is never sent again, and nothing answered is recorded as
+        anything else.
         """
         failure: str | None = None
         batches = iter(pending)
         answered: queue.SimpleQueue[Future[_BatchResult | None]] = queue.SimpleQueue()
         outstanding = 0
-        unrecorded: list[_BatchResult] = []
-        oldest = 0.0
         next_check = time.monotonic() + 0.5
         self._halt.clear()
-        try:
-            with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="export-batch") as pool:
+        self._send_slots = threading.BoundedSemaphore(self.concurrency)
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="export-batch") as pool:
+            # Halted before the pool's exit waits for its threads: whatever ends this loop (even an
+            # exception), queued batches give up their wait for a send slot and stay unsent.
+            try:
                 while True:
                     while failure is None and not self.stop.is_set() and outstanding < 2 * self.concurrency:
                         batch_no = next(batches, None)
@@ -159,32 +159,24 @@ class RunApplier:
                         pool.submit(self._send_batch, self._prepare(batch_no)).add_done_callback(answered.put)
                         outstanding += 1
                     if not outstanding:
-                        self._record(unrecorded)
                         return failure
                     # Woken at least twice a second: the lease is renewed and a stop is seen even
                     # while slow batches (an undo reads every profile first) are in flight.
-                    wait_s = max(0.0, oldest + RECORD_EVERY_S - time.monotonic()) if unrecorded else 0.5
-                    futures = _take(answered, min(wait_s, 0.5))
+                    futures = _take(answered, 0.5)
                     outstanding -= len(futures)
-                    for result in (future.result() for future in futures):
-                        if result is None:
-                            continue
-                        if not unrecorded:
-                            oldest = time.monotonic()
-                        unrecorded.append(result)
+                    results = [r for r in (future.result() for future in futures) if r is not None]
+                    for result in results:
                         if result.error is not None:
                             failure = failure or result.error
                             self._halt.set()
-                    if unrecorded and (failure is not None or self.stop.is_set() or not outstanding
-                                       or len(unrecorded) >= self.concurrency
-                                       or time.monotonic() >= oldest + RECORD_EVERY_S):
-                        recording, unrecorded = unrecorded, []
-                        self._record(recording)
+                    self._record(results)
+                    for _ in results:
+                        self._send_slots.release()  # recorded: the slot may carry the next batch
                     if time.monotonic() >= next_check:
                         next_check = time.monotonic() + 0.5
                         self._check_still_wanted()
-        finally:
-            self._halt.set()  # whatever ends the loop (even an exception), queued batches stay unsent
+            finally:
+                self._halt.set()
 
     def _record(self, results: list[_BatchResult]) -> None:
         """Record answered batches in one transaction, then tell `on_batch` about each."""
@@ -216,7 +208,12 @@ class RunApplier:
         return upload_body((r[1:] for r in rows), self.run.tag)  # (key_type, key_value, unsubscribe, properties)
 
     def _send_batch(self, batch: _Batch) -> _BatchResult | None:
+        """Send one batch in a sender thread, holding a send slot until its answer is recorded."""
+        while not self._send_slots.acquire(timeout=0.2):
+            if self._halt.is_set() or self.stop.is_set():
+                return None
         if self._halt.is_set() or self.stop.is_set():
+            self._send_slots.release()
             return None  # queued behind a failure or a stop: not sent, stays pending
         batch_no, row_nos, body, count = batch.batch_no, batch.row_nos, batch.body, batch.count
         skipped: list[tuple[int, str]] = []

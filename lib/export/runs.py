@@ -41,8 +41,11 @@ def start_run(store: Store, plan: ExportPlan, connection: Connection, *, actor: 
 
     Raises:
         GuardrailError: over the guardrail and `confirmation` is not `confirmation_phrase(plan)`.
-        ExportError: the plan has errors, sends nothing, was applied already, or the list and the
-            project are of different modes.
+        ExportError: the plan has errors, sends nothing, or the list and the project are of
+            different modes.
+        DuplicateRun: the plan was applied already, or this list is being sent to this project now
+            (the store checks it in the same step as the insert: two people applying together get
+            one run between them).
     """
     if plan.errors:
         raise ExportError(plan.errors[0])
@@ -56,9 +59,6 @@ def start_run(store: Store, plan: ExportPlan, connection: Connection, *, actor: 
     if record is not None and record.mode != connection.mode:
         raise ExportError(f"This list belongs to {record.mode} mode and {connection.name} to "
                           f"{connection.mode} mode: choose a project of the same mode.")
-    applied = store.list_export_runs(tag=plan.tag, kinds=["export"])
-    if applied:
-        raise ExportError(f"This dry run was already applied as run {applied[-1].id}: make a new dry run.")
     counts = {"plan": {k: v for k, v in asdict(plan.summary).items() if k != "by_rule"},
               "by_rule": plan.summary.by_rule}
     policy = {**plan.policy, "subscribe_status": SUBSCRIBE_STATUS}

@@ -16,13 +16,14 @@ from lib.store.connections import ConnectionsStore
 from lib.store.exports import ExportsStore
 from lib.store.jobs import JobsStore
 from lib.store.lists import ListsStore
-from lib.store.records import (Audience, AuditEntry, BalanceRecord, Connection, ExportBatch, ExportRun, ListRecord,
-                               StoreError, Task, VerificationJob, WorkerBeat, utc_now)
+from lib.store.records import (ActiveJobExists, Audience, AuditEntry, BalanceRecord, Connection, DuplicateRun,
+                               ExportBatch, ExportRun, ListRecord, StoreError, Task, VerificationJob, WorkerBeat,
+                               utc_now)
 from lib.store.tasks import TasksStore
 from lib.store.workers import WorkersStore
 
-__all__ = ["Audience", "AuditEntry", "BalanceRecord", "Connection", "ExportBatch", "ExportRun", "ListRecord", "Store",
-           "StoreError", "Task", "VerificationJob", "WorkerBeat", "utc_now"]
+__all__ = ["ActiveJobExists", "Audience", "AuditEntry", "BalanceRecord", "Connection", "DuplicateRun", "ExportBatch",
+           "ExportRun", "ListRecord", "Store", "StoreError", "Task", "VerificationJob", "WorkerBeat", "utc_now"]
 
 
 class Store(ConnectionsStore, ListsStore, JobsStore, CacheStore, ExportsStore, AuditStore, TasksStore, BalancesStore,

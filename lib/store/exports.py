@@ -15,7 +15,8 @@ import pyarrow as pa
 from lib.processes import lease_is_free
 from lib.store.audit import insert_audit
 from lib.store.db import Database
-from lib.store.records import Connection, ExportBatch, ExportRun, from_row, from_rows, must_exist, utc_now
+from lib.store.records import (Connection, DuplicateRun, ExportBatch, ExportRun, from_row, from_rows, must_exist,
+                               utc_now)
 
 _WRITE_CHUNK = 50_000
 
@@ -36,17 +37,50 @@ class ExportsStore(Database):
                           policy: dict[str, Any], method: str, actor: str,
                           parent_run_id: int | None = None, tag: str = "",
                           counts: dict[str, Any] | None = None) -> ExportRun:
-        with self._tx() as con:
-            cur = con.execute(
-                """INSERT INTO export_runs (kind, parent_run_id, list_id, job_id, connection_id,
-                       account_id, region, list_name, connection_name, actions_json, policy_json,
-                       method, mode, tag, actor, state, counts_json, created_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)""",
-                (kind, parent_run_id, list_id, job_id, connection.id, connection.account_id,
-                 connection.region, list_name, connection.name, json.dumps(actions),
-                 json.dumps(policy), method, connection.mode, tag, actor, json.dumps(counts or {}),
-                 utc_now()))
+        """A new run ('planned').
+
+        Raises:
+            DuplicateRun: this plan (tag) was applied already, this run has an undo already, or a run
+                of this list to this project is still sending; checked in the same step as the insert,
+                so two people applying together get one run between them.
+        """
+        try:
+            with self._tx() as con:
+                cur = con.execute(
+                    """INSERT INTO export_runs (kind, parent_run_id, list_id, job_id, connection_id,
+                           account_id, region, list_name, connection_name, actions_json, policy_json,
+                           method, mode, tag, actor, state, counts_json, created_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)""",
+                    (kind, parent_run_id, list_id, job_id, connection.id, connection.account_id,
+                     connection.region, list_name, connection.name, json.dumps(actions),
+                     json.dumps(policy), method, connection.mode, tag, actor, json.dumps(counts or {}),
+                     utc_now()))
+        except sqlite3.IntegrityError as exc:
+            raise self._duplicate(str(exc), tag=tag, parent_run_id=parent_run_id, list_id=list_id,
+                                  connection=connection) from None
         return self.export_run(int(cur.lastrowid or 0))
+
+    def _duplicate(self, reason: str, *, tag: str, parent_run_id: int | None, list_id: int | None,
+                   connection: Connection) -> DuplicateRun:
+        """Why the store refused a run, naming the run already there, who started it and when."""
+        def said(run: ExportRun) -> str:
+            return f"run {run.id} (by {run.actor}, {run.created_at.replace('T', ' ')[:16]} UTC)"
+
+        # The most telling reason first, whichever trigger fired: the same plan beats a busy list.
+        applied = self.list_export_runs(tag=tag, kinds=["export"]) if tag else []
+        if applied:
+            return DuplicateRun(f"This dry run was already applied as {said(applied[-1])}: make a new dry run "
+                                "to export again.")
+        undos = [r for r in self.list_export_runs(parent_run_id=parent_run_id, kinds=["undo"]) if r.state != "failed"] \
+            if parent_run_id is not None else []
+        if undos:
+            return DuplicateRun(f"Run {parent_run_id} is already undone by {said(undos[-1])}.")
+        active = [r for r in self.list_export_runs(kinds=["export"], states=["planned", "running"])
+                  if r.list_id == list_id and r.connection_id == connection.id]
+        if active:
+            return DuplicateRun(f"An export of this list to {connection.name} is still sending: {said(active[-1])}. "
+                                "Wait until it ends, or stop it, then make a new dry run.")
+        return DuplicateRun(f"The store refused the run ({reason}).")
 
     def update_export_run(self, run_id: int, **changes: Any) -> ExportRun:
         if "counts" in changes:

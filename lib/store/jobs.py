@@ -1,31 +1,46 @@
 """Verification jobs: their states, the leases of the worker advancing them, credits held."""
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import Any
 from collections.abc import Sequence
 
 from lib.processes import lease_is_free
 from lib.store.db import Database
-from lib.store.records import StoreError, VerificationJob, from_row, from_rows, must_exist, utc_now
+from lib.store.records import (ActiveJobExists, StoreError, VerificationJob, from_row, from_rows, must_exist,
+                               utc_now)
 
 
 class JobsStore(Database):
     # ---- verification jobs ----------------------------------------------------------------
     _JOB_FIELDS = ("state", "clearout_list_id", "upload_name", "upload_attempts", "unique_emails",
                    "cached", "syntax_invalid", "to_verify", "credits_spent", "percent", "error",
-                   "cancel_requested", "lease_owner", "lease_until", "started_at", "finished_at")
+                   "cancel_requested", "lease_owner", "lease_until", "started_at", "finished_at",
+                   "upload_started_at", "upload_bytes", "attention", "attach_list_id", "reupload_confirmed_by")
 
     def create_job(self, *, list_id: int, unique_emails: int, cached: int, syntax_invalid: int,
-                   to_verify: int, state: str = "queued") -> VerificationJob:
-        """A new job; 'preparing' keeps it away from workers until its files are written."""
+                   to_verify: int, state: str = "queued", requested_by: str = "") -> VerificationJob:
+        """A new job; 'preparing' keeps it away from workers until its files are written.
+
+        Raises:
+            ActiveJobExists: the list has a job in flight already (checked in the same step as the
+                insert, so two people pressing Start together get one job between them).
+        """
         now = utc_now()
-        with self._tx() as con:
-            cur = con.execute(
-                """INSERT INTO verification_jobs (list_id, state, unique_emails, cached, syntax_invalid,
-                                                  to_verify, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                (list_id, state, unique_emails, cached, syntax_invalid, to_verify, now, now))
+        try:
+            with self._tx() as con:
+                cur = con.execute(
+                    """INSERT INTO verification_jobs (list_id, state, unique_emails, cached, syntax_invalid,
+                                                      to_verify, requested_by, created_at, updated_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (list_id, state, unique_emails, cached, syntax_invalid, to_verify, requested_by, now, now))
+        except sqlite3.IntegrityError as exc:
+            if "one active verification per list" not in str(exc):
+                raise
+            active = self.list_jobs(list_id=list_id, states=(*VerificationJob.ACTIVE_STATES, "preparing", "queued"),
+                                    limit=1)
+            raise ActiveJobExists(active[0] if active else None) from None
         return self.job(int(cur.lastrowid or 0))
 
     def update_job(self, job_id: int, **changes: Any) -> VerificationJob:
@@ -131,17 +146,19 @@ class JobsStore(Database):
                 [*changes.values(), job_id, *from_states])
         return cur.rowcount == 1
 
-    def begin_upload(self, job_id: int) -> bool:
-        """Count an upload attempt before sending it, unless the job was cancelled meanwhile.
+    def begin_upload(self, job_id: int, *, size: int) -> bool:
+        """Record that an upload is about to leave (when, how big), unless the job was cancelled meanwhile.
 
-        Counted first so that after a crash, a job in 'uploading' with attempts but no Clearout
-        list id is known to have possibly reached Clearout (and is re-sent under its duplicate guard).
+        Recorded first so that after a crash a job in 'uploading' with `upload_started_at` but no
+        Clearout list id is known to have possibly reached Clearout: it waits for a person's decision
+        instead of being uploaded (and paid for) again.
         """
         with self._tx() as con:
             cur = con.execute(
-                "UPDATE verification_jobs SET upload_attempts = upload_attempts + 1, updated_at = ? "
+                "UPDATE verification_jobs SET upload_attempts = upload_attempts + 1, upload_started_at = ?, "
+                "upload_bytes = ?, attention = NULL, reupload_confirmed_by = NULL, updated_at = ? "
                 "WHERE id = ? AND state = 'uploading' AND cancel_requested = 0 AND clearout_list_id IS NULL",
-                (utc_now(), job_id))
+                (utc_now(), size, utc_now(), job_id))
         return cur.rowcount == 1
 
     def cancel_job(self, job_id: int) -> VerificationJob | None:
@@ -151,7 +168,7 @@ class JobsStore(Database):
             cur = con.execute(
                 "UPDATE verification_jobs SET state = 'cancelled', cancel_requested = 1, finished_at = ?, "
                 "updated_at = ?, lease_owner = NULL WHERE id = ? AND (state IN ('preparing', 'queued') "
-                "OR (state = 'uploading' AND upload_attempts = 0 AND clearout_list_id IS NULL))",
+                "OR (state = 'uploading' AND upload_started_at IS NULL AND clearout_list_id IS NULL))",
                 (now, now, job_id))
             if cur.rowcount == 0:
                 con.execute("UPDATE verification_jobs SET cancel_requested = 1, updated_at = ? "

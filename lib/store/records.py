@@ -112,6 +112,12 @@ class VerificationJob:
     started_at: str | None
     updated_at: str
     finished_at: str | None
+    requested_by: str = ""
+    upload_started_at: str | None = None  # an upload was sent then: it may have reached Clearout
+    upload_bytes: int | None = None
+    attention: str | None = None  # why a person must decide before this job moves (see lib.verification)
+    attach_list_id: str | None = None  # a Clearout list id a person gave, for the worker to check and use
+    reupload_confirmed_by: str | None = None  # who confirmed uploading again, credits at risk named
 
     ACTIVE_STATES = ("uploading", "verifying", "downloading")
     FINAL_STATES = ("done", "failed", "cancelled")
@@ -258,3 +264,16 @@ class BalanceRecord:
 class StoreError(UserError):
     """The store cannot do what was asked (a missing record, a name already taken)."""
 
+
+class ActiveJobExists(StoreError):
+    """A verification of this list is in flight already: `job` (None if it ended meanwhile)."""
+
+    def __init__(self, job: VerificationJob | None) -> None:
+        when = f" since {job.created_at.replace('T', ' ')[11:16]} UTC" if job else ""
+        who = f", started by {job.requested_by}" if job and job.requested_by else ""
+        super().__init__(f"This list is already being verified{when}{who}: follow it below.")
+        self.job = job
+
+
+class DuplicateRun(StoreError):
+    """An export run the store refuses: its plan was applied, its run undone, or its list is sending."""

@@ -4,6 +4,8 @@ Never edit a released entry; append a new one. `PRAGMA user_version` holds the v
 """
 from __future__ import annotations
 
+import sqlite3
+
 from lib import columns as C
 
 CACHE_COLUMNS: dict[str, str] = {  # SQL column -> Clearout column
@@ -216,10 +218,50 @@ MIGRATIONS: tuple[str, ...] = (
         wanted_at REAL
     );
     """,
+    # v4: exactly once. Triggers, not unique indexes, so that duplicates a database may already hold
+    # (the races these close) do not stop the upgrade; under SQLite's one writer at a time the check
+    # and the insert are one step, across threads and processes.
+    """
+    ALTER TABLE verification_jobs ADD COLUMN requested_by TEXT NOT NULL DEFAULT '';
+    ALTER TABLE verification_jobs ADD COLUMN upload_started_at TEXT;
+    ALTER TABLE verification_jobs ADD COLUMN upload_bytes INTEGER;
+    ALTER TABLE verification_jobs ADD COLUMN attention TEXT;
+    ALTER TABLE verification_jobs ADD COLUMN attach_list_id TEXT;
+    ALTER TABLE verification_jobs ADD COLUMN reupload_confirmed_by TEXT;
+    CREATE TRIGGER verification_jobs_one_active_per_list BEFORE INSERT ON verification_jobs
+    WHEN EXISTS (SELECT 1 FROM verification_jobs WHERE list_id = NEW.list_id
+                 AND state IN ('preparing', 'queued', 'uploading', 'verifying', 'downloading'))
+    BEGIN SELECT RAISE(ABORT, 'one active verification per list'); END;
+    CREATE TRIGGER export_runs_one_run_per_plan BEFORE INSERT ON export_runs
+    WHEN NEW.kind = 'export' AND EXISTS (SELECT 1 FROM export_runs WHERE kind = 'export' AND tag = NEW.tag)
+    BEGIN SELECT RAISE(ABORT, 'one run per plan'); END;
+    CREATE TRIGGER export_runs_one_undo_per_run BEFORE INSERT ON export_runs
+    WHEN NEW.kind = 'undo' AND EXISTS (SELECT 1 FROM export_runs WHERE kind = 'undo'
+                                       AND parent_run_id = NEW.parent_run_id AND state <> 'failed')
+    BEGIN SELECT RAISE(ABORT, 'one undo per run'); END;
+    CREATE TRIGGER export_runs_one_active_per_list_project BEFORE INSERT ON export_runs
+    WHEN NEW.kind = 'export' AND EXISTS (SELECT 1 FROM export_runs WHERE kind = 'export'
+                                         AND list_id = NEW.list_id AND connection_id = NEW.connection_id
+                                         AND state IN ('planned', 'running'))
+    BEGIN SELECT RAISE(ABORT, 'one active run per list and project'); END
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def statements(script: str) -> list[str]:
-    """Split a migration script into statements (executescript would commit our transaction)."""
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """Split a migration script into statements (executescript would commit our transaction).
+
+    A trigger's body holds semicolons of its own: a piece is a statement once SQLite says it is
+    complete.
+    """
+    found, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                found.append(pending.strip().rstrip(";").strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        found.append(pending.strip().rstrip(";").strip())
+    return found

@@ -4,6 +4,7 @@ Pages import `lib.ui` for the frame every page has, and `lib.ui.<area>` for an a
 """
 from __future__ import annotations
 
+import getpass
 from typing import Any
 
 import streamlit as st
@@ -112,6 +113,22 @@ def flash(key: str) -> None:
     kind, text = st.session_state.pop(key, (None, None))
     if kind in ("success", "error", "info", "warning"):
         getattr(st, kind)(text)
+
+
+def current_user() -> str:
+    """Who is using this session, for the records (who started a verification, applied an export).
+
+    Until sign-in is configured, the OS user running the app: one local user.
+    """
+    return getpass.getuser() if _os_user_known() else "local user"
+
+
+def _os_user_known() -> bool:
+    try:
+        getpass.getuser()
+    except (KeyError, OSError):
+        return False
+    return True
 
 
 def clearout_balance() -> Balance:

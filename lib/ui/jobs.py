@@ -1,10 +1,14 @@
 """Verification job rows (Verify and Home): list, state, progress, credits, and a Cancel button."""
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
-from lib.ui import escape_md, runtime
-from lib.verification import views
+from lib.errors import UserError
+from lib.figures import plural
+from lib.ui import current_user, escape_md, flash, runtime
+from lib.verification import start, views
 from lib.verification.views import JobView
 
 
@@ -15,12 +19,45 @@ def job_rows(items: list[JobView], key_prefix: str) -> None:
             left.markdown(f"**{escape_md(view.list_name)}** · {view.label}")
             if view.job.state in ("uploading", "verifying", "downloading"):
                 left.progress(view.progress)
-            (left.error if view.job.state == "failed" else left.caption)(view.detail)
+            (left.error if view.job.state == "failed" else left.caption)(escape_md(view.detail))
+            if view.needs_decision:
+                decide(view, left, key_prefix)
             if view.cancellable:
                 # A callback: it runs before the rerun that the click starts, which then shows the result.
                 right.button("Cancel", key=f"{key_prefix}_cancel_{view.job.id}", on_click=_cancel,
                              args=(view.job.id,),
                              help="Stop this verification; rows Clearout has not verified yet are free")
+
+
+def decide(view: JobView, where: Any, key_prefix: str) -> None:
+    """An upload whose answer never came: attach the list Clearout holds (the default), or upload
+    again only with a confirmation that names the credits at risk."""
+    job = view.job
+    where.warning(escape_md(view.decision or ""), icon=":material/help:")
+    where.text_input("Clearout list id", key=f"{key_prefix}_attach_{job.id}", placeholder="5f8a1c2b3d4e5f6a7b8c9d0e",
+                     help="app.clearout.io → Email Verifier: open the list, its id is in the address bar")
+    where.button("Use this Clearout list", key=f"{key_prefix}_attach_go_{job.id}", type="primary",
+                 on_click=_attach, args=(job.id, f"{key_prefix}_attach_{job.id}", f"{key_prefix}_flash_{job.id}"))
+    with where.expander("It is not on Clearout: upload again"):
+        ticked = st.checkbox(f"Upload again, knowing that up to {plural(job.to_verify, 'credit')} may be charged "
+                             "a second time", key=f"{key_prefix}_again_ok_{job.id}")
+        st.button(f"Upload again ({plural(job.to_verify, 'credit')} at risk)", key=f"{key_prefix}_again_{job.id}",
+                  disabled=not ticked, on_click=_again, args=(job.id, job.to_verify, f"{key_prefix}_flash_{job.id}"))
+    flash(f"{key_prefix}_flash_{job.id}")
+
+
+def _attach(job_id: int, field: str, flash_key: str) -> None:
+    try:
+        start.attach_list_id(runtime().store, job_id, st.session_state.get(field, ""))
+    except UserError as exc:
+        st.session_state[flash_key] = ("error", escape_md(exc.message))
+
+
+def _again(job_id: int, credits: int, flash_key: str) -> None:
+    try:
+        start.confirm_upload_again(runtime().store, job_id, credits_at_risk=credits, confirmed_by=current_user())
+    except UserError as exc:
+        st.session_state[flash_key] = ("error", escape_md(exc.message))
 
 
 def _cancel(job_id: int) -> None:

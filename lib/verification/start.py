@@ -5,9 +5,10 @@ prepares it (plans again and writes the upload file, `prepare_job`) and takes it
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
-from lib.store import Store, VerificationJob, utc_now
+from lib.store import ActiveJobExists, Store, VerificationJob, utc_now
 from lib.verification.plan import (UNFINISHED_STATES, UPLOAD_FILE, VerificationError, VerificationPlan,
                                    credit_shortage, plan_verification, upload_name, write_upload_file)
 from lib.verification.verdicts import write_job_verdicts
@@ -20,7 +21,7 @@ def unfinished_job(store: Store, list_id: int) -> VerificationJob | None:
 
 
 def start_verification(store: Store, cost: VerificationPlan, *, available_credits: int | None,
-                       mode: str) -> VerificationJob:
+                       mode: str, requested_by: str = "") -> VerificationJob:
     """Record the request to verify a list at the price the user saw; the worker does the rest.
 
     Args:
@@ -30,11 +31,12 @@ def start_verification(store: Store, cost: VerificationPlan, *, available_credit
 
     Raises:
         InsufficientCreditsError: the balance, minus credits held by jobs already started, is short.
-        VerificationError: the list cannot be verified (already in flight, balance unknown).
+        ActiveJobExists: the list is being verified already (by whom, since when): one run per list,
+            or the same addresses are paid for twice. The store checks it in the same step as the insert.
+        VerificationError: the balance is unknown.
     """
     if running := unfinished_job(store, cost.list_id):
-        raise VerificationError(f"This list is already being verified (job {running.id}, "
-                                f"{running.state}): follow it below, or cancel it to start again.")
+        raise ActiveJobExists(running)
     if cost.to_verify:
         if available_credits is None:
             raise VerificationError("The Clearout balance is not known yet: wait a moment for it to be read, "
@@ -43,7 +45,8 @@ def start_verification(store: Store, cost: VerificationPlan, *, available_credit
             raise shortage
     # 'preparing': the worker writes the upload file first (it plans again: the cache may have grown).
     return store.create_job(list_id=cost.list_id, unique_emails=cost.unique_emails, cached=cost.cached,
-                            syntax_invalid=cost.syntax_invalid, to_verify=cost.to_verify, state="preparing")
+                            syntax_invalid=cost.syntax_invalid, to_verify=cost.to_verify, state="preparing",
+                            requested_by=requested_by)
 
 
 def prepare_job(store: Store, job: VerificationJob, *, cache_days: int, now: datetime | None = None) -> VerificationJob:
@@ -68,3 +71,43 @@ def prepare_job(store: Store, job: VerificationJob, *, cache_days: int, now: dat
         store.transition_job(job.id, ("preparing",), state="queued",
                              upload_name=upload_name(store.list_record(job.list_id), job.id), **counts)
     return store.job(job.id)
+
+
+# ---- an upload whose outcome is unknown: a person decides ------------------------------------------
+LIST_ID = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
+
+
+def attach_list_id(store: Store, job_id: int, list_id: str) -> VerificationJob:
+    """Use the list Clearout already holds (its id from app.clearout.io): the worker checks it with
+    Clearout before using it, then fetches its result. No new upload, no new charge.
+
+    Raises:
+        VerificationError: the id does not look like one, or the job no longer waits for a decision.
+    """
+    list_id = list_id.strip()
+    if not LIST_ID.match(list_id):
+        raise VerificationError("Paste the list id from app.clearout.io → Email Verifier (letters and digits, "
+                                "e.g. 5f8a1c2b3d4e5f6a7b8c9d0e).")
+    if not store.transition_job(job_id, ("uploading",), attach_list_id=list_id, error=None) or \
+            not store.job(job_id).attention:
+        raise VerificationError("This verification no longer waits for a decision: see its state below.")
+    return store.job(job_id)
+
+
+def confirm_upload_again(store: Store, job_id: int, *, credits_at_risk: int, confirmed_by: str) -> VerificationJob:
+    """Upload the list again, accepting that Clearout may charge it twice.
+
+    Args:
+        credits_at_risk: the number the person confirmed; it must be the job's, so that what they
+            read is what they accept.
+
+    Raises:
+        VerificationError: the number is not the job's, or the job no longer waits for a decision.
+    """
+    job = store.job(job_id)
+    if not job.attention:
+        raise VerificationError("This verification no longer waits for a decision: see its state below.")
+    if credits_at_risk != job.to_verify:
+        raise VerificationError(f"Confirm the credits at risk: {job.to_verify:,}.")
+    store.transition_job(job_id, ("uploading",), reupload_confirmed_by=confirmed_by or "someone", error=None)
+    return store.job(job_id)

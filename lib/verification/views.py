@@ -24,6 +24,11 @@ class JobView:
     detail: str        # what it costs and saves, or why it failed
     progress: float    # 0..1, for a progress bar
     cancellable: bool
+    decision: str | None = None  # what a person must decide before the job moves, in words
+
+    @property
+    def needs_decision(self) -> bool:
+        return self.decision is not None
 
 
 def _credits(count: int) -> str:
@@ -37,6 +42,10 @@ def describe(job: VerificationJob, list_name: str) -> JobView:
         label += f" · {job.percent:.0f}%"
     if job.cancel_requested and not job.is_final:
         label += " · cancelling"
+    decision = None
+    if job.attention and not job.is_final and not job.cancel_requested:
+        label = "Needs your decision"
+        decision = uncertain_upload_text(job)
     saved = (f"{_credits(job.cached + job.syntax_invalid)} saved (cache {job.cached:,}, "
              f"syntax check {job.syntax_invalid:,})")
     if job.state == "done":
@@ -51,7 +60,20 @@ def describe(job: VerificationJob, list_name: str) -> JobView:
     if job.cancel_requested:
         progress = min(progress, job.percent / 100)
     return JobView(job=job, list_name=list_name, label=label, detail=detail, progress=progress,
-                   cancellable=not job.is_final and not job.cancel_requested)
+                   cancellable=not job.is_final and not job.cancel_requested, decision=decision)
+
+
+def uncertain_upload_text(job: VerificationJob) -> str:
+    """What a person needs to know to decide about an upload whose answer never came back."""
+    when = (job.upload_started_at or "").replace("T", " ")[:16]
+    size = f", {job.upload_bytes / 1e6:.1f} MB" if job.upload_bytes else ""
+    checking = (f" Checking list {job.attach_list_id} with Clearout…" if job.attach_list_id else
+                " Uploading again, as confirmed…" if job.reupload_confirmed_by else "")
+    return (f"The upload of {job.upload_name} ({job.to_verify:,} addresses{size}) left at {when} UTC and its "
+            "answer never came back (the app stopped, or the connection broke). Clearout may already hold this "
+            "list and charge it. Look for it on app.clearout.io → Email Verifier: if it is there, paste its list "
+            "id below and the app fetches its result, with no new charge. Only if it is not there, upload again."
+            + checking)
 
 
 def job_views(store: Store, mode: str, *, limit: int = 20, unfinished_only: bool = False) -> list[JobView]:

@@ -16,10 +16,9 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from lib.clearout import (MAX_RUNNING_LISTS, ClearoutAuthError, ClearoutClient, ClearoutConcurrencyError,
-                          ClearoutConnectionError,
-                          ClearoutCreditsError, ClearoutError, ClearoutListUnavailableError,
-                          ClearoutNotCancellableError, ClearoutRateLimitError, ClearoutServerError)
+from lib.clearout import (MAX_RUNNING_LISTS, ClearoutClient, ClearoutConcurrencyError, ClearoutConnectionError,
+                          ClearoutError, ClearoutListUnavailableError, ClearoutNotCancellableError,
+                          ClearoutRateLimitError, ClearoutRequestError, ClearoutServerError)
 from lib.columns import ClearoutColumnsError
 from lib.errors import UserError
 from lib.store import Store, VerificationJob, utc_now
@@ -31,7 +30,6 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 2.0           # progress poll per active job; the client waits out 429s on its own
 LEASE_SECONDS = 90.0         # a lease of a dead process on this host is taken over at once; elsewhere, after this
-MAX_UPLOAD_ATTEMPTS = 3
 MAX_TRANSIENT_FAILURES = 5   # consecutive network/server failures polling one job before it fails
 TRANSIENT_BACKOFF_SECONDS = 15.0
 MAX_SALVAGE_TRIES = 10        # after a cancel: tries to fetch the partial result (paid for)
@@ -41,6 +39,8 @@ CACHE_SLICE = 100_000
 TRANSIENT_ERRORS = (ClearoutConnectionError, ClearoutServerError, ClearoutRateLimitError)
 
 TOKEN_MISSING = "Jobs are waiting: enter your Clearout token on Connect to resume."
+# A job's `attention`: an upload left and no answer was recorded; a person decides what happens next.
+UPLOAD_UNCERTAIN = "upload_uncertain"
 
 
 class VerificationWorker:
@@ -143,45 +143,77 @@ class VerificationWorker:
             self._transient.pop(job.id, None)
 
     def _upload(self, client: ClearoutClient, job: VerificationJob) -> None:
-        if job.clearout_list_id:  # stored, then the app died before moving on
+        if job.clearout_list_id:  # stored, then the worker died before moving on
             self.store.transition_job(job.id, ("uploading",), state="verifying")
             return
+        if job.attention:  # a person decides: attach the list Clearout may hold, or upload again
+            if job.attach_list_id:
+                self._attach(client, job, job.attach_list_id)
+            elif job.reupload_confirmed_by:
+                self._send_upload(client, job, again=True)
+            return
+        if job.upload_started_at:
+            # An upload left and its answer was never recorded (the worker died, or the call broke
+            # after sending): Clearout may hold the list and may have charged it. Never again on our
+            # own: credits are money.
+            self.store.transition_job(job.id, ("uploading",), attention=UPLOAD_UNCERTAIN, error=None)
+            return
+        if self.clock() >= self._next_poll.get(job.id, 0.0):
+            self._send_upload(client, job, again=False)
+
+    def _send_upload(self, client: ClearoutClient, job: VerificationJob, *, again: bool) -> None:
         path = self.store.job_dir(job.id) / UPLOAD_FILE
         if not path.exists():
             self._fail(job, "The upload file of this job is missing; nothing was charged. Start the "
                             "verification again.")
             return
-        if job.upload_attempts >= MAX_UPLOAD_ATTEMPTS:
-            self._fail(job, f"Uploading to Clearout failed {job.upload_attempts} times. Check the Clearout "
-                            f"dashboard (app.clearout.io) for a list named {job.upload_name}; if it is not "
-                            "there, start the verification again.")
-            return
-        if self.clock() < self._next_poll.get(job.id, 0.0):
-            return
-        resumed = job.upload_attempts > 0
-        if not self.store.begin_upload(job.id):
+        # Recorded before sending: from now on a restart cannot tell whether Clearout took the file.
+        if not self.store.begin_upload(job.id, size=path.stat().st_size):
             return  # cancelled in the meantime
         try:
-            # The same name on every attempt, duplicates refused: if an earlier attempt reached
-            # Clearout before the app lost its answer, Clearout refuses this copy and we stop.
-            list_id = client.bulk_upload(path, job.upload_name or path.name, ignore_duplicate_file=False)
-        except ClearoutConcurrencyError as exc:
-            # Refused outright (the account runs three lists, some started outside this app): the
-            # attempt did not happen, so it does not count; try again after a while.
-            self.store.update_job(job.id, upload_attempts=job.upload_attempts, error=f"Waiting: {exc}")
-            self._next_poll[job.id] = self.clock() + BUSY_BACKOFF_SECONDS
+            # A confirmed upload again must pass Clearout's duplicate-file guard, which would refuse
+            # the same name and size: the person has accepted paying twice.
+            list_id = client.bulk_upload(path, job.upload_name or path.name, ignore_duplicate_file=again)
+        except (ClearoutConnectionError, ClearoutServerError) as exc:
+            if isinstance(exc, ClearoutServerError) and (exc.status or 0) >= 500:
+                self._not_taken(job, f"Retrying: {exc.message}", TRANSIENT_BACKOFF_SECONDS)
+                return
+            # The file may have reached Clearout (a timeout after sending, or an answer without a
+            # list id): a person decides.
+            self.store.transition_job(job.id, ("uploading",), attention=UPLOAD_UNCERTAIN, error=exc.message)
+            return
+        except (ClearoutConcurrencyError, ClearoutRateLimitError) as exc:
+            # Refused outright (three lists run at Clearout, some started elsewhere; or the rate
+            # limit): nothing was taken; try again after a while.
+            self._not_taken(job, f"Waiting: {exc.message}", BUSY_BACKOFF_SECONDS)
             return
         except ClearoutError as exc:
-            if resumed and not isinstance(exc, (*TRANSIENT_ERRORS, ClearoutAuthError, ClearoutCreditsError)):
-                self._fail(job, f"Clearout refused to take {job.upload_name} again: an earlier upload was "
-                                "probably accepted before the app stopped. Check the Clearout dashboard "
-                                "(app.clearout.io → Email Verifier) for that list and its result; start a "
-                                f"new verification here only if it is not there. ({exc})")
-                return
-            raise
-        # Before anything else: from here on, a restart polls this list and never re-uploads.
-        self.store.update_job(job.id, clearout_list_id=list_id, state="verifying", percent=0.0, error=None)
+            self._fail(job, _clearout_message(job, exc))  # refused (credits, token, file): nothing charged
+            return
+        # Before anything else: from here on, a restart polls this list and never uploads again.
+        self.store.update_job(job.id, clearout_list_id=list_id, state="verifying", percent=0.0, error=None,
+                              attention=None, reupload_confirmed_by=None, attach_list_id=None)
         self._next_poll[job.id] = self.clock() + self.poll_seconds
+
+    def _not_taken(self, job: VerificationJob, note: str, backoff: float) -> None:
+        """Clearout answered and took nothing: the upload may be sent again automatically."""
+        self.store.transition_job(job.id, ("uploading",), upload_started_at=None, error=note)
+        self._next_poll[job.id] = self.clock() + backoff
+
+    def _attach(self, client: ClearoutClient, job: VerificationJob, list_id: str) -> None:
+        """Use a list id a person found on Clearout's dashboard, once Clearout confirms it knows it."""
+        try:
+            progress = client.bulk_progress(list_id)
+        except (ClearoutListUnavailableError, ClearoutRequestError) as exc:
+            self.store.transition_job(job.id, ("uploading",), attach_list_id=None,
+                                      error=f"Clearout does not know list {list_id} for this token ({exc.message}): "
+                                            "check the id on app.clearout.io → Email Verifier.")
+            return
+        self.store.transition_job(job.id, ("uploading",), clearout_list_id=list_id, attention=None,
+                                  attach_list_id=None, error=None,
+                                  state="downloading" if progress.completed else "verifying",
+                                  percent=100.0 if progress.completed else min(progress.percent, 99.0))
+        self._next_poll[job.id] = self.clock()
 
     def _poll(self, client: ClearoutClient, job: VerificationJob) -> None:
         if self.clock() < self._next_poll.get(job.id, 0.0):
@@ -229,9 +261,9 @@ class VerificationWorker:
             self._next_poll[job.id] = self.clock() + self.poll_seconds
         elif job.clearout_list_id and job.state == "downloading":
             self._salvage(client, job)
-        elif not job.clearout_list_id and job.upload_attempts:
+        elif not job.clearout_list_id and job.upload_started_at:
             self._end_cancelled(job, f"Cancelled while uploading: if {job.upload_name} reached Clearout, "
-                                     "cancel it on app.clearout.io.")
+                                     "cancel it on app.clearout.io (Email Verifier).")
         else:
             self._end_cancelled(job, None)
 

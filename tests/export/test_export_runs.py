@@ -17,7 +17,7 @@ from lib.worker.loop import LoopThread
 from lib.clevertap import CleverTapClient
 from lib.export.plan import STAMP_PROPERTY, UNDONE_PREFIX, ExportOptions
 from lib.runtime import MissingSecretError
-from lib.store import Store
+from lib.store import DuplicateRun, Store
 from tests.export.support import (assert_state_matches_plan, client_for, connect, csv_list, make_verified_list,
                                   profile_of, pull)
 
@@ -178,7 +178,7 @@ def test_guardrail_refuses_without_the_typed_confirmation(make_sandbox, store) -
     run = runs.start_run(store, plan, connection, actor="t",
                            confirmation=f"UNSUBSCRIBE {plan.summary.to_unsubscribe}")
     assert run.state == "running"
-    with pytest.raises(runs.ExportError, match="already applied"):
+    with pytest.raises(DuplicateRun, match="already applied"):
         runs.start_run(store, plan, connection, actor="t", confirmation=f"UNSUBSCRIBE {plan.summary.to_unsubscribe}")
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from lib import columns as C
-from lib.store import Store, StoreError
+from lib.store import ActiveJobExists, Store, StoreError
 from lib.store.schema import MIGRATIONS, SCHEMA_VERSION, statements as _statements
 
 
@@ -113,9 +113,10 @@ def test_audiences_and_lists_round_trip(store: Store) -> None:
 
 
 def test_jobs_claim_at_most_three_active(store: Store) -> None:
-    lst = store.create_list(name="L", mode="live", source_kind="csv", source="a.csv", state="ready")
+    lists = [store.create_list(name=f"L{i}", mode="live", source_kind="csv", source="a.csv", state="ready")
+             for i in range(5)]  # one job in flight per list
     jobs = [store.create_job(list_id=lst.id, unique_emails=5, cached=0, syntax_invalid=0, to_verify=5)
-            for _ in range(5)]
+            for lst in lists]
     claimed = store.claim_jobs("w1", lease_seconds=30, max_active=3)
     assert [j.id for j in claimed] == [j.id for j in jobs[:3]]
     assert all(j.state == "uploading" and j.lease_owner == "w1" for j in claimed)
@@ -190,14 +191,17 @@ def test_export_runs_batches_changes_and_audit(store: Store) -> None:
 
 
 def test_two_threads_write_at_once(store: Store) -> None:
-    lst = store.create_list(name="L", mode="live", source_kind="csv", source="a.csv", state="ready")
+    lists = {p: store.create_list(name=f"L{p}", mode="live", source_kind="csv", source="a.csv", state="ready")
+             for p in ("a", "b")}
     errors: list[BaseException] = []
 
     def write(prefix: str) -> None:
         try:
             for i in range(200):
                 store.upsert_cache(verdict_rows([f"{prefix}{i}@x.com"]))
-                store.create_job(list_id=lst.id, unique_emails=1, cached=0, syntax_invalid=0, to_verify=1)
+                job = store.create_job(list_id=lists[prefix].id, unique_emails=1, cached=0, syntax_invalid=0,
+                                       to_verify=1)
+                store.update_job(job.id, state="done")  # one job in flight per list: end it before the next
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
@@ -210,4 +214,23 @@ def test_two_threads_write_at_once(store: Store) -> None:
         t.join()
     assert errors == []
     assert store.cache_size() == 400
-    assert len(store.list_jobs(list_id=lst.id)) == 400
+    assert [len(store.list_jobs(list_id=lst.id)) for lst in lists.values()] == [200, 200]
+
+
+def test_one_job_in_flight_per_list_whoever_asks(store: Store) -> None:
+    lst = store.create_list(name="L", mode="live", source_kind="csv", source="a.csv", state="ready")
+    first = store.create_job(list_id=lst.id, unique_emails=5, cached=0, syntax_invalid=0, to_verify=5,
+                             requested_by="ana")
+    with pytest.raises(ActiveJobExists) as caught:
+        store.create_job(list_id=lst.id, unique_emails=5, cached=0, syntax_invalid=0, to_verify=5)
+    assert caught.value.job is not None and caught.value.job.id == first.id
+    assert "started by ana" in caught.value.message
+    store.update_job(first.id, state="done")
+    store.create_job(list_id=lst.id, unique_emails=5, cached=0, syntax_invalid=0, to_verify=5)  # ended: fine
+
+
+def test_migrations_split_trigger_bodies_whole() -> None:
+    from lib.store.schema import MIGRATIONS, statements
+
+    triggers = [s for s in statements(MIGRATIONS[3]) if s.startswith("CREATE TRIGGER")]
+    assert len(triggers) == 4 and all(s.endswith("END") for s in triggers)

@@ -10,6 +10,7 @@ import pytest
 from lib import columns as C
 from lib.verification import plan as V
 from lib.verification import verdicts as VD
+from lib.errors import UserError
 from lib.store import Store
 from tests.verification.support import make_list, start, verdicts
 
@@ -158,7 +159,7 @@ def test_a_list_that_is_not_ready_cannot_be_planned(store: Store) -> None:
 def test_a_list_in_flight_cannot_be_started_again(store: Store) -> None:
     record = make_list(store, ["a@x.com"])
     first = start(store, record.id, 10)
-    with pytest.raises(V.VerificationError, match="already being verified"):
+    with pytest.raises(UserError, match="already being verified"):
         start(store, record.id, 10)
     store.cancel_job(first.id)
     assert start(store, record.id, 10).state == "queued"

@@ -20,7 +20,7 @@ from lib.store import Store, VerificationJob
 from lib.verification import plan as V
 from lib.verification import views
 from lib.verification.balance import current_balance, refresh_balance
-from lib.verification.start import start_verification
+from lib.verification.start import attach_list_id, confirm_upload_again, start_verification
 from lib.verification.worker import VerificationWorker
 from lib.worker.loop import LoopThread
 from tests.verification.support import make_list, start, verdicts
@@ -172,39 +172,77 @@ class CrashingClient(ClearoutClient):
         raise Crash()
 
 
-def test_crash_between_upload_and_storing_the_list_id_never_uploads_twice(make_sandbox, store: Store) -> None:
-    sb = make_sandbox(bulk_seconds=0.5)
+def crash_mid_upload(sb, store: Store, *, after_sending: bool) -> VerificationJob:
+    """A job whose worker died between "upload sent" and "list id stored" (or just before sending)."""
     job = start(store, make_list(store, people("c", 6)).id)
     dying = make_worker(store, lambda: CrashingClient(sb.clearout_token, base_url=sb.clearout_base,
-                                                      crash_after_upload=True))
+                                                      crash_after_upload=after_sending))
     with pytest.raises(Crash):
         dying.run_once()
-    crashed = store.get_job(job.id)
-    assert (crashed.state, crashed.clearout_list_id, crashed.upload_attempts) == ("uploading", None, 1)
-    store.update_job(job.id, lease_until=0.0)
-
-    make_worker(store, client_for(sb)).run_once()
-
-    failed = store.get_job(job.id)
-    assert failed.state == "failed"
-    assert "Clearout dashboard" in failed.error and failed.upload_name in failed.error
-    assert sb.stats()["bulk_uploads_accepted"] == 1
+    crashed = store.job(job.id)
+    upload = store.job_dir(job.id) / "upload.csv"
+    assert (crashed.state, crashed.clearout_list_id, crashed.upload_bytes) == ("uploading", None, upload.stat().st_size)
+    assert crashed.upload_started_at  # recorded before the request left
+    store.update_job(job.id, lease_until=0.0)  # the dead worker's lease, expired
+    return crashed
 
 
-def test_crash_before_the_upload_was_sent_resumes_and_completes(make_sandbox, store: Store) -> None:
+def clearout_list_named(sb, name: str) -> str:
+    """The id of the list Clearout holds under `name`, as a person reads it off app.clearout.io."""
+    return next(item.list_id for item in sb.bulk._lists.values() if item.filename == name)
+
+
+def test_after_a_crash_mid_upload_nothing_is_uploaded_again_without_a_decision(make_sandbox, store: Store) -> None:
     sb = make_sandbox(bulk_seconds=0.5)
-    job = start(store, make_list(store, people("d", 6)).id)
-    dying = make_worker(store, lambda: CrashingClient(sb.clearout_token, base_url=sb.clearout_base,
-                                                      crash_after_upload=False))
-    with pytest.raises(Crash):
-        dying.run_once()
-    store.update_job(job.id, lease_until=0.0)
-
+    crashed = crash_mid_upload(sb, store, after_sending=True)
     worker = make_worker(store, client_for(sb))
-    drive(worker, sb, lambda: store.get_job(job.id).is_final)
+    for _ in range(5):
+        worker.run_once()
+        sb.clock.advance(60)
 
-    assert store.get_job(job.id).state == "done"
-    assert store.get_job(job.id).upload_attempts == 2
+    waiting = store.job(crashed.id)
+    assert (waiting.state, waiting.attention) == ("uploading", "upload_uncertain")
+    assert sb.stats()["bulk_uploads_accepted"] == 1  # the lost one only
+    view = views.describe(waiting, "Newsletter")
+    assert view.needs_decision and view.label == "Needs your decision"
+    assert waiting.upload_name in (view.decision or "") and "paste its list id" in (view.decision or "")
+    assert store.reserved_credits("sandbox") == waiting.to_verify  # still held: it may be charged
+
+
+def test_attaching_the_list_clearout_holds_finishes_with_one_charge(make_sandbox, store: Store) -> None:
+    sb = make_sandbox(bulk_seconds=0.5)
+    crashed = crash_mid_upload(sb, store, after_sending=True)
+    worker = make_worker(store, client_for(sb))
+    worker.run_once()
+    with pytest.raises(V.VerificationError, match="list id"):
+        attach_list_id(store, crashed.id, "not an id!")
+    attach_list_id(store, crashed.id, "0123456789abcdef01234567")  # a wrong one: Clearout does not know it
+    worker.run_once()
+    wrong = store.job(crashed.id)
+    assert wrong.attention and wrong.attach_list_id is None and "does not know list" in (wrong.error or "")
+
+    attach_list_id(store, crashed.id, clearout_list_named(sb, crashed.upload_name or ""))
+    drive(worker, sb, lambda: store.job(crashed.id).is_final)
+
+    done = store.job(crashed.id)
+    assert done.state == "done" and done.attention is None
+    stats = sb.stats()
+    assert stats["bulk_uploads_accepted"] == 1 and stats["credits_charged"] == done.credits_spent > 0
+
+
+def test_uploading_again_needs_the_confirmation_that_names_the_credits(make_sandbox, store: Store) -> None:
+    sb = make_sandbox(bulk_seconds=0.5)
+    crashed = crash_mid_upload(sb, store, after_sending=False)  # it never left: nothing at Clearout
+    worker = make_worker(store, client_for(sb))
+    worker.run_once()
+    assert store.job(crashed.id).attention == "upload_uncertain"
+    with pytest.raises(V.VerificationError, match="6"):
+        confirm_upload_again(store, crashed.id, credits_at_risk=5, confirmed_by="ana")
+    confirm_upload_again(store, crashed.id, credits_at_risk=6, confirmed_by="ana")
+    drive(worker, sb, lambda: store.job(crashed.id).is_final)
+
+    done = store.job(crashed.id)
+    assert done.state == "done" and done.upload_attempts == 2
     assert sb.stats()["bulk_uploads_accepted"] == 1
 
 
