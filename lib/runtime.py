@@ -163,7 +163,8 @@ def _sandbox(settings: Settings, closers: list[Callable[[], None]]) -> SandboxEn
     server = Sandbox(SandboxConfig(
         seed=settings.sandbox_seed, profiles=settings.sandbox_profiles,
         latency_ms=settings.sandbox_latency_ms, fault_rate=settings.sandbox_fault_rate,
-        bulk_seconds=settings.sandbox_bulk_seconds, state_dir=str(settings.data_dir / "sandbox"))).start()
+        bulk_seconds=settings.sandbox_bulk_seconds, rpm=settings.sandbox_rpm,
+        state_dir=str(settings.data_dir / "sandbox"))).start()
     closers.append(server.stop)
     log.info("sandbox mode: simulated CleverTap and Clearout in this process at %s", server.base_url)
     return SandboxEndpoint.at(server.base_url, seed=settings.sandbox_seed, region=server.region)

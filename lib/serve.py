@@ -114,7 +114,8 @@ def children(settings: Settings, streamlit_args: Sequence[str], environ: dict[st
             python, "-m", "lib.sandbox", "--port", str(port), "--state-dir", str(settings.data_dir / "sandbox"),
             "--seed", str(settings.sandbox_seed), "--profiles", str(settings.sandbox_profiles),
             "--latency-ms", str(settings.sandbox_latency_ms), "--fault-rate", str(settings.sandbox_fault_rate),
-            "--bulk-seconds", str(settings.sandbox_bulk_seconds)], env, restart=True,
+            "--bulk-seconds", str(settings.sandbox_bulk_seconds), "--rpm", str(settings.sandbox_rpm)], env,
+            restart=True,
             after_start=_wait_for_sandbox, stdout=subprocess.PIPE))
     found.append(Child("worker", [python, "-m", "lib.worker"], env, restart=True))
     found.append(Child("streamlit", [python, "-m", "streamlit", "run", *streamlit_args, "app.py"], env,

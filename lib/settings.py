@@ -40,6 +40,7 @@ class Settings:
     sandbox_profiles: int = 20_000
     sandbox_seed: int = 7
     sandbox_fault_rate: float = 0.0
+    sandbox_rpm: int = 600  # Clearout requests per minute the sandbox allows per token
     sandbox_url: str | None = None  # a running sandbox (the run script starts one for both processes)
     sandbox_port: int = 0  # the port the run script starts the sandbox on (0: any free one)
     # Every `<NAME>=value` of the .env and environment, for remembered per-project passcodes
@@ -121,6 +122,7 @@ def load_settings(env_file: Path | str | None = None, environ: Mapping[str, str]
         sandbox_profiles=int(_number(values, "SANDBOX_PROFILES", 20_000)),
         sandbox_seed=int(_number(values, "SANDBOX_SEED", 7)),
         sandbox_fault_rate=float(_number(values, "SANDBOX_FAULT_RATE", 0.0, float)),
+        sandbox_rpm=int(_number(values, "SANDBOX_RPM", 600)),
         sandbox_url=_text(values, "SANDBOX_URL"),
         sandbox_port=int(_number(values, "SANDBOX_PORT", 0)),
         extra_secrets=remembered,

@@ -95,11 +95,13 @@ class WaitWindows:
         self._windows: dict[tuple[str, str], list[list[float]]] = {}
         self._lock = threading.Lock()
         self.calls = dict.fromkeys(self.APIS, 0)
+        self.announced = dict.fromkeys(self.APIS, 0)
 
     def announce(self, api: str, key: str, start: float, end: float) -> None:
         if end <= start:
             return
         with self._lock:
+            self.announced[api] = self.announced.get(api, 0) + 1
             windows = self._windows.setdefault((api, key), [])
             windows[:] = [w for w in windows if w[1] > start - self._KEEP_S]
             if windows and start <= windows[-1][1] and end >= windows[-1][0]:
@@ -121,6 +123,7 @@ class WaitWindows:
         with self._lock:
             self._windows.clear()
             self.calls = dict.fromkeys(self.APIS, 0)
+            self.announced = dict.fromkeys(self.APIS, 0)
 
 
 class FaultInjector:

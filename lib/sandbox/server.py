@@ -262,6 +262,7 @@ class Sandbox:
             "rate_limited": self.rpm.rejected,
             "calls_in_wait_window": sum(self.waits.calls.values()),
             "calls_in_wait_window_by_api": dict(self.waits.calls),
+            "waits_announced_by_api": dict(self.waits.announced),
             "faults_injected": self.faults.injected,
             "running_bulk_lists": self.bulk.running(),
             "max_running_bulk_lists": self.bulk.max_running,

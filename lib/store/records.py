@@ -271,7 +271,8 @@ class ActiveJobExists(StoreError):
     def __init__(self, job: VerificationJob | None) -> None:
         when = f" since {job.created_at.replace('T', ' ')[11:16]} UTC" if job else ""
         who = f", started by {job.requested_by}" if job and job.requested_by else ""
-        super().__init__(f"This list is already being verified{when}{who}: follow it below.")
+        super().__init__(f"This list is already being verified{when}{who}: follow it below. Verifying it twice "
+                         "would pay for the same addresses twice.")
         self.job = job
 
 

@@ -63,6 +63,14 @@ def describe(job: VerificationJob, list_name: str) -> JobView:
                    cancellable=not job.is_final and not job.cancel_requested, decision=decision)
 
 
+def in_flight_text(job: VerificationJob, list_name: str) -> str:
+    """Said to whoever would start a list that is being verified: since when, by whom, how far."""
+    since = job.created_at.replace("T", " ")[11:16]
+    who = f", started by {job.requested_by}" if job.requested_by else ""
+    return (f"{list_name} is already being verified since {since} UTC{who} ({describe(job, list_name).label}): "
+            "follow it below.")
+
+
 def uncertain_upload_text(job: VerificationJob) -> str:
     """What a person needs to know to decide about an upload whose answer never came back."""
     when = (job.upload_started_at or "").replace("T", " ")[:16]
@@ -140,8 +148,7 @@ def start_readiness(plan: VerificationPlan, balance: Balance, reserved: int, *, 
     message: str | None = None
     blocked = plan.unique_emails == 0
     if running is not None:
-        tone, message, blocked = "info", (f"{list_name} is being verified now ({describe(running, list_name).label}): "
-                                          "follow it below."), True
+        tone, message, blocked = "info", in_flight_text(running, list_name), True
     elif plan.to_verify and balance.available is None:
         tone, message, blocked = "warning", f"The Clearout balance is not known yet: {balance.message}", True
     elif plan.to_verify and balance.available is not None and (

@@ -30,8 +30,8 @@ def metrics(at) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
-def open_verify(monkeypatch, tmp_path: Path, *, balance: bool = True, **environ: str):
-    at = open_page(monkeypatch, tmp_path, "pages/verify.py", **environ)
+def open_verify(monkeypatch, tmp_path: Path, *, balance: bool = True, worker: bool = True, **environ: str):
+    at = open_page(monkeypatch, tmp_path, "pages/verify.py", worker=worker, **environ)
     if balance:
         wait_for(balance_read)  # the page asked the worker for the balance
         at.run()
@@ -62,7 +62,7 @@ def test_shows_the_cost_breakdown_and_starts_a_queued_job(monkeypatch, tmp_path:
     # Until it is finished (the app's sandbox takes 20 s a list), the same list cannot be started twice.
     assert not store.get_job(job.id).is_final
     assert at.button(key="verify_start").disabled
-    assert any("being verified now" in i.value for i in at.info)
+    assert any("already being verified since" in i.value for i in at.info)
 
 
 def test_insufficient_credits_says_how_many_more_and_starts_nothing(monkeypatch, tmp_path: Path,
@@ -93,3 +93,33 @@ def test_no_list_yet_points_to_the_lists_page(monkeypatch, tmp_path: Path) -> No
     assert any("No list is ready to verify yet" in i.value for i in at.info)
     assert not at.button  # nothing to start
     assert "No verification yet" in " ".join(c.value for c in at.caption)
+
+
+def test_an_upload_without_answer_asks_a_person_and_never_offers_a_paid_default(monkeypatch, tmp_path: Path) -> None:
+    from lib.verification.plan import plan_verification
+    from lib.verification.start import start_verification
+
+    store, list_id = seed(tmp_path, "live")
+    job = start_verification(store, plan_verification(store, list_id, cache_days=30), available_credits=100,
+                             mode="live", requested_by="ana")
+    store.update_job(job.id, state="uploading", upload_name="Spring-promo-job1.csv", upload_attempts=1,
+                     upload_started_at="2026-11-30T10:42:00+00:00", upload_bytes=2048, attention="upload_uncertain")
+    at = open_verify(monkeypatch, tmp_path, balance=False, APP_MODE="live", worker=False)
+
+    shown = [w.value.replace("\\", "") for w in at.warning]  # user text is escaped for Markdown
+    assert any("Spring-promo-job1.csv" in w and "paste its list id" in w for w in shown), shown
+    assert "Needs your decision" in " ".join(m.value for m in at.markdown)
+    attach = at.button(key=f"verify_attach_go_{job.id}")
+    again = at.button(key=f"verify_again_{job.id}")
+    assert attach.proto.type == "primary" and again.disabled  # paying again is never the default
+    assert f"({job.to_verify} credits at risk)" in again.label
+    assert at.button(key="verify_start").disabled  # the list is still in flight
+
+    at.text_input(key=f"verify_attach_{job.id}").input("5f8a1c2b3d4e5f6a7b8c9d0e")
+    at.button(key=f"verify_attach_go_{job.id}").click().run()
+    assert store.job(job.id).attach_list_id == "5f8a1c2b3d4e5f6a7b8c9d0e"
+
+    at.checkbox(key=f"verify_again_ok_{job.id}").check().run()
+    assert not at.button(key=f"verify_again_{job.id}").disabled
+    at.button(key=f"verify_again_{job.id}").click().run()
+    assert store.job(job.id).reupload_confirmed_by

@@ -133,3 +133,33 @@ def test_sigkill_mid_verification_resumes_polling_without_a_second_upload(make_s
     stats = sb.stats()
     assert stats["bulk_uploads_accepted"] == 1 and stats["credits_charged"] == done.credits_spent > 0
     print(f"verification: taken over {resumed:.2f} s after the new worker started")
+
+
+def test_sigkill_between_upload_sent_and_list_id_stored_never_pays_twice(make_sandbox, workers, tmp_path) -> None:
+    from lib.verification.start import attach_list_id
+
+    sb = make_sandbox(bulk_seconds=1, latency_ms=2500)  # the upload's answer leaves 2.5 s after it arrived
+    data_dir = tmp_path / "data"
+    store = Store(data_dir)
+    job = start(store, make_list(store, [f"paid.person{i}@gmail.com" for i in range(30)]).id)
+
+    first = workers(data_dir, sb)
+    wait_until(lambda: store.job(job.id).upload_started_at is not None, FINISH_WITHIN_S, "sending the upload",
+               tmp_path / "worker.log")
+    wait_until(lambda: sb.stats()["bulk_uploads_accepted"] == 1, 5, "Clearout taking the file")
+    first.kill()  # Clearout holds the list; its id never reached the store
+    assert store.job(job.id).clearout_list_id is None
+
+    workers(data_dir, sb)
+    wait_until(lambda: store.job(job.id).attention == "upload_uncertain", RESUME_WITHIN_S + 5, "asking a person",
+               tmp_path / "worker.log")
+    time.sleep(3)  # a worker that would upload again has had every chance to
+    assert sb.stats()["bulk_uploads_accepted"] == 1 and store.job(job.id).state == "uploading"
+
+    [held] = [item.list_id for item in sb.bulk._lists.values()]  # what app.clearout.io shows
+    attach_list_id(store, job.id, held)
+    wait_until(lambda: store.job(job.id).is_final, FINISH_WITHIN_S, "finishing", tmp_path / "worker.log")
+    done = store.job(job.id)
+    assert done.state == "done" and done.clearout_list_id == held
+    stats = sb.stats()
+    assert stats["bulk_uploads_accepted"] == 1 and stats["credits_charged"] == done.credits_spent > 0
