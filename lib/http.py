@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from lib.errors import UserError
 
@@ -114,8 +115,9 @@ def was_not_sent(exc: BaseException) -> bool:
     """True when a request provably never reached the server (connect refused, DNS, connect timeout)."""
     if isinstance(exc, requests.ConnectTimeout):
         return True
+    # requests wraps urllib3's failure: a MaxRetryError whose `reason` says what happened.
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return type(reason).__name__ in ("NewConnectionError", "NameResolutionError", "ConnectTimeoutError")
+    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))  # NameResolutionError is a NewConnectionError
 
 
 class Gate(Protocol):

@@ -3,9 +3,8 @@ import streamlit as st
 
 from lib import ui
 from lib.errors import UserError
-from lib.export import runs
+from lib.export import runs, views
 from lib.export.plan import verified_lists
-from lib.runtime import MissingSecretError
 from lib.ui import exports as widgets
 
 rt = ui.page_header("Export", "Write the verdicts to CleverTap: unsubscribe undeliverable addresses, append the "
@@ -29,10 +28,8 @@ connection_id = right.selectbox("CleverTap project", list(connections), key="exp
                                 format_func=lambda i: f"{connections[i].name} ({connections[i].account_id}, "
                                                       f"{connections[i].region})")
 record, connection = lists[list_id], connections[connection_id]
-try:
-    rt.clients.clevertap(connection)
-except MissingSecretError as exc:
-    st.warning(f"{exc.message} An export applied now waits until then.", icon=":material/key:")
+if waiting := views.waiting_for_passcode(rt.clients, connection):
+    st.warning(waiting, icon=":material/key:")
 options = widgets.choices(email_only=not (record.identity_column or record.object_id_column))
 actor = st.text_input("Your name (kept in History with the run)", value=runs.default_actor(), key="export_actor")
 job = rt.store.latest_done_job(list_id)

@@ -11,7 +11,8 @@ from lib.clevertap import MAX_UPLOAD_BATCH
 from lib.downloads import neutralise_formulas
 from lib.export.plan import METHOD_SUBSCRIBE, ExportPlan, confirmation_phrase
 from lib.figures import Metric, plural
-from lib.store import ExportRun, Store
+from lib.runtime import Clients, MissingSecretError
+from lib.store import Connection, ExportRun, Store
 
 
 def dashboard_help(region: str, *, undo: bool = False) -> str:
@@ -162,6 +163,15 @@ def changes_csv(changes: pd.DataFrame) -> bytes:
 
 
 # ---- the Export page's decisions ----------------------------------------------------------------
+def waiting_for_passcode(clients: Clients, connection: Connection) -> str | None:
+    """Why a run to this project would wait (the app no longer holds its passcode), or None."""
+    try:
+        clients.clevertap(connection)
+    except MissingSecretError as exc:
+        return f"{exc.message} An export applied now waits until then."
+    return None
+
+
 def plan_metrics(plan: ExportPlan) -> list[Metric]:
     """The dry run's headline: what the list reaches, and what will be sent in how many calls."""
     s = plan.summary
