@@ -388,9 +388,15 @@ class CleverTapClient:
 
         Raises:
             CleverTapWrongRegionError: the credentials work in another region (it is named).
-            CleverTapAuthError: rejected everywhere we could ask.
+            CleverTapAuthError: no passcode or project id (nothing is sent), or rejected everywhere we
+                could ask.
             CleverTapConnectionError: CleverTap could not be reached.
         """
+        if not self._passcode or not self.account_id:
+            # A 401 for a missing secret would send us probing the other five regions, and the
+            # message would blame the region or the credentials instead of the empty field.
+            raise CleverTapAuthError(f"No passcode {'or project id ' if not self.account_id else ''}was given: "
+                                     "enter it (CleverTap dashboard → Settings → Passcode)")
         try:
             self._probe(self.base_url, max_retries=None)
         except CleverTapAuthError as exc:

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
     from lib.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,3 +62,22 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     monkeypatch.setattr(http, "sleep", slept.append)
     monkeypatch.setattr(http, "jitter", lambda: 1.0)
     return slept
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright (`playwright install` cannot reach its server here)."""
+    import os
+
+    from tests.e2e_support import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: ./scripts/run-tests.sh installs it (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is missing: run ./scripts/run-tests.sh, which installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -326,6 +326,16 @@ def test_right_credentials_in_the_wrong_region_name_the_right_one(sandbox) -> No
     assert sandbox.passcode not in str(caught.value)
 
 
+@pytest.mark.parametrize("passcode", ["", "   "])
+def test_missing_passcode_is_said_without_asking_any_region(sandbox, passcode: str) -> None:
+    before = route_count(sandbox, "clevertap.profile")
+    with CleverTapClient(sandbox.account_id, passcode, "IN1", base_url=sandbox.clevertap_base_template) as client, \
+            pytest.raises(CleverTapAuthError) as caught:
+        client.check_credentials()
+    assert "No passcode" in str(caught.value) and caught.value.status is None
+    assert route_count(sandbox, "clevertap.profile") == before  # not one call, let alone six
+
+
 def test_single_base_does_not_probe_other_regions(sandbox) -> None:
     before = route_count(sandbox, "clevertap.profile")
     with CleverTapClient(sandbox.account_id, "WRONG-passcode", "IN1", base_url=sandbox.clevertap_base) as client, \

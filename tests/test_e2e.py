@@ -14,13 +14,12 @@ import re
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
 
 from lib.columns import CLEAROUT_COLUMN_NAMES
-from tests.e2e_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, VIEWPORT, Walk, app_server
+from tests.e2e_support import ARTIFACTS, ROOT, VIEWPORT, Walk, app_server
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -42,20 +41,6 @@ UPLOAD_CSV = ("\ufeffCustomer ID;First Name;E-mail Address;City\r\n"
 UPLOAD_NAME = "spring-newsletter.csv"
 README_SHOT = ROOT / "docs" / "screenshot.png"
 README_SHOT_HEIGHT = 1160  # the key figures and the first two charts
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: ./scripts/run-tests.sh installs it (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} is missing: run ./scripts/run-tests.sh, which installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
