@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from lib.export.views import UndoStatus, undo_statuses
+
 # One icon per page, the same in the navigation, the Home steps and every link to the page. Streamlit
 # bundles the Material Symbols font: emoji would need an emoji font, which many machines lack.
 PAGE_ICONS = {
@@ -19,7 +21,7 @@ PAGE_ICONS = {
 }
 
 if TYPE_CHECKING:
-    from lib.store import Store
+    from lib.store import ExportRun, Store
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ def steps(store: Store, mode: str, *, has_token: bool) -> list[Step]:
     connections = store.list_connections(mode)
     ready = store.list_lists(mode, states=("ready",))
     verified = {job.list_id for job in store.list_jobs(states=("done",), mode=mode)}
-    exports = store.list_export_runs(states=("done",), mode=mode, kinds=("export",))  # undo and retry runs aside
+    runs = store.list_export_runs(mode=mode, kinds=("export", "undo"))
+    exports = [r for r in runs if r.kind == "export" and r.state == "done"]  # undo and retry runs aside
 
     # Verifying needs only the Clearout token; CleverTap is needed for audiences and for export.
     clevertap = (f"CleverTap: {connections[0].name}" + (f" (+{len(connections) - 1} more)" if len(connections) > 1
@@ -57,9 +60,19 @@ def steps(store: Store, mode: str, *, has_token: bool) -> list[Step]:
              "Review the verdicts, charts and downloads" if verified
              else "Verdicts appear here once a list is verified"),
         Step(5, "Export", "pages/export.py", PAGE_ICONS["pages/export.py"], bool(exports),
-             f"{len(exports)} export run{'s' if len(exports) != 1 else ''} applied to CleverTap" if exports
+             exports_text(exports, undo_statuses(store, runs)) if exports
              else "Write the verdicts back to CleverTap (unsubscribe, append columns)"),
     ]
+
+
+def exports_text(exports: list[ExportRun], undone: dict[int, UndoStatus]) -> str:
+    """`2 export runs applied to CleverTap (1 undone, 1 partly undone)`: an undone run is still counted
+    as applied, and said to be undone."""
+    words = [undone[r.id].word for r in exports if r.id in undone]
+    said = [f"{words.count(w)} {w}" if len(exports) > 1 else w
+            for w in ("undone", "partly undone", "undo running", "undo failed", "undo stopped") if w in words]
+    return (f"{len(exports)} export run{'s' if len(exports) != 1 else ''} applied to CleverTap"
+            + (f" ({', '.join(said)})" if said else ""))
 
 
 def next_step(all_steps: list[Step]) -> Step | None:

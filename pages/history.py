@@ -13,7 +13,8 @@ if not all_runs:
     ui.link("pages/export.py", "Go to Export")
     st.stop()
 
-st.dataframe(views.runs_table(all_runs), key="history_runs", hide_index=True, width="stretch",
+undone = views.undo_statuses(rt.store, all_runs)
+st.dataframe(views.runs_table(all_runs, undone), key="history_runs", hide_index=True, width="stretch",
              column_config={"Run": st.column_config.NumberColumn(width="small"),
                             "Kind": st.column_config.TextColumn(width=90),  # "Retry of 12" in full
                             **ui.counts("Records", "Processed", "Unprocessed")})
@@ -21,8 +22,9 @@ by_id = {r.id: r for r in all_runs}
 if (chosen := st.session_state.pop("history_select", None)) in by_id:  # a run this page just started
     st.session_state["history_run"] = chosen
 run_id = st.selectbox("Run", list(by_id), key="history_run",
-                      format_func=lambda i: f"Run {i} · {views.KIND_WORDS[by_id[i].kind]} · "
-                                            f"{by_id[i].list_name} · {ui.timestamp(by_id[i].created_at)}")
+                      format_func=lambda i: f"Run {i} · {views.KIND_WORDS[by_id[i].kind]} · {by_id[i].list_name} · "
+                                            f"{ui.timestamp(by_id[i].created_at)}"
+                                            + (f" · {undone[i].word}" if i in undone else ""))
 run = rt.store.export_run(run_id)
 actor = st.session_state.get("export_actor") or runs.default_actor()
 

@@ -288,7 +288,7 @@ def home_again(walk: Walk) -> None:
     walk.open("Home")
     walk.text("2 lists ready")
     walk.text("2 lists verified")
-    walk.text("1 export run applied to CleverTap")  # the undo is no export
+    walk.text("1 export run applied to CleverTap (undone)")  # the undo is no export; the run says it was undone
     expect(walk.page.get_by_text("Next:")).to_have_count(0)
     walk.check()
     walk.shot("home-done")

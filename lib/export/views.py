@@ -10,6 +10,7 @@ import pandas as pd
 from lib.clevertap import MAX_UPLOAD_BATCH
 from lib.downloads import neutralise_formulas
 from lib.export.plan import METHOD_SUBSCRIBE, ExportPlan, confirmation_phrase
+from lib.export.undo import SKIP_NOT_FOUND, SKIP_OTHER
 from lib.figures import Metric, plural
 from lib.runtime import Clients, MissingSecretError
 from lib.store import Connection, ExportRun, Store
@@ -61,11 +62,72 @@ def run_status(store: Store, run_id: int) -> RunStatus:
                      unprocessed=progress["unprocessed"], skipped=outcomes.get("skipped", 0))
 
 
+@dataclass(frozen=True)
+class UndoStatus:
+    """What became of an export run's unsubscribes once an undo of it was asked for."""
+    undo: ExportRun
+    left_unsubscribed: int  # profiles the run unsubscribed that the undo did not re-subscribe (done undos)
+
+    @property
+    def word(self) -> str:
+        """`undone`, `partly undone`, `undo running`, `undo failed` or `undo stopped`."""
+        if self.undo.state in ExportRun.ACTIVE_STATES:
+            return "undo running"
+        if self.undo.state == "failed":
+            return "undo failed"
+        if self.undo.state == "cancelled":
+            return "undo stopped"
+        return "partly undone" if self.left_unsubscribed else "undone"
+
+    @property
+    def line(self) -> str:
+        """The word with the undo run and, when partly undone, what is left."""
+        left = (f": {plural(self.left_unsubscribed, 'profile')} left unsubscribed"
+                if self.word == "partly undone" else "")
+        return f"{self.word} by run {self.undo.id}{left}"
+
+
+# Why an undo left a profile as it is: those still unsubscribed by the run count as "left".
+_STILL_UNSUBSCRIBED = (SKIP_OTHER, SKIP_NOT_FOUND)
+
+
+def undo_statuses(store: Store, runs: Sequence[ExportRun]) -> dict[int, UndoStatus]:
+    """Per export run that has an undo (the latest one that did not fail, else the latest), its status."""
+    undos: dict[int, ExportRun] = {}
+    for undo in sorted((r for r in runs if r.kind == "undo" and r.parent_run_id is not None), key=lambda r: r.id):
+        parent = undo.parent_run_id or 0
+        if parent not in undos or undo.state != "failed" or undos[parent].state == "failed":
+            undos[parent] = undo
+    return {parent: UndoStatus(undo, _left_unsubscribed(store, undo)) for parent, undo in undos.items()}
+
+
+def undo_status(store: Store, run: ExportRun) -> UndoStatus | None:
+    return undo_statuses(store, store.list_export_runs(parent_run_id=run.id, kinds=["undo"])).get(run.id)
+
+
+def _left_unsubscribed(store: Store, undo: ExportRun) -> int:
+    """Profiles the parent run unsubscribed that stay unsubscribed after this (finished) undo: those it
+    could not know to be ours (state before unknown), CleverTap left unprocessed, or left alone because
+    another run or CleverTap holds them now."""
+    if undo.state != "done":
+        return 0
+    asked = undo.counts.get("undo", {})
+    skipped = store.export_skip_reasons(undo.id)
+    still = sum(n for why, n in skipped.items() if why in _STILL_UNSUBSCRIBED)
+    return int(asked.get("prior_unknown", 0)) + undo.unprocessed + still
+
+
 KIND_WORDS = {"export": "Export", "retry": "Retry", "undo": "Undo"}
 
 
-def runs_table(runs: Sequence[ExportRun]) -> pd.DataFrame:
-    """One row per run for the History page."""
+def run_state_words(run: ExportRun, undone: UndoStatus | None) -> str:
+    """A run's state as History lists it: an export that was undone says so."""
+    return run.state if undone is None else f"{run.state}, {undone.word}"
+
+
+def runs_table(runs: Sequence[ExportRun], undone: dict[int, UndoStatus] | None = None) -> pd.DataFrame:
+    """One row per run for the History page (`undone`: `undo_statuses` of these runs)."""
+    undone = undone or {}
     return pd.DataFrame({
         "Run": [r.id for r in runs],
         "Kind": [KIND_WORDS[r.kind] + (f" of {r.parent_run_id}" if r.parent_run_id else "") for r in runs],
@@ -75,7 +137,7 @@ def runs_table(runs: Sequence[ExportRun]) -> pd.DataFrame:
         "Project": [f"{r.connection_name} ({r.account_id}, {r.region})" for r in runs],
         "Actions": [", ".join(r.actions) for r in runs],
         "Policy": [", ".join(r.policy.get("rules") or []) or "-" for r in runs],
-        "State": [r.state for r in runs],
+        "State": [run_state_words(r, undone.get(r.id)) for r in runs],
         "Records": [r.planned_records for r in runs],
         "Processed": [r.processed for r in runs],
         "Unprocessed": [r.unprocessed for r in runs],

@@ -262,6 +262,12 @@ class ExportsStore(Database):
                          "WHERE c.run_id = ? GROUP BY 1", (run_id,))
         return {r["outcome"]: r["n"] for r in rows}
 
+    def export_skip_reasons(self, run_id: int) -> dict[str, int]:
+        """How many of a run's records were deliberately not sent, by the reason recorded."""
+        rows = self._all("SELECT error, COUNT(*) AS n FROM export_changes WHERE run_id = ? AND outcome = 'skipped' "
+                         "GROUP BY error", (run_id,))
+        return {str(r["error"] or ""): int(r["n"]) for r in rows}
+
     def set_change_priors(self, run_id: int, priors: Sequence[tuple[int, bool | None]]) -> None:
         """Record the MSG-email value a profile had before the run, read just before sending."""
         with self._tx() as con:

@@ -51,7 +51,10 @@ def run_panel(run_id: int, key: str, actor: str) -> None:
         st.button("Stop after the batches in flight", key=f"{key}_stop_{run.id}", on_click=_stop, args=(run.id,),
                   help="Finished batches stay recorded; resume later to send the rest")
         return
-    if run.state == "done":
+    undone = views.undo_status(store, run) if run.kind == "export" else None
+    if run.state == "done" and undone is not None:
+        st.info(f"Done, then {undone.line} · {status.line}", icon=":material/undo:")
+    elif run.state == "done":
         st.success(f"Done · {status.line}", icon=":material/check_circle:")
     else:
         (st.error if run.state == "failed" else st.warning)(

@@ -304,6 +304,12 @@ def test_undo_restores_exactly_the_prior_state(make_sandbox, store) -> None:
                 assert data[STAMP_PROPERTY] == UNDONE_PREFIX + run.tag
     skipped = views.run_changes(store, undo_run.id, outcomes=["skipped"])
     assert set(skipped["Value"]) == {resubscribed_since[1], other_run_since[1]}
+    # The run is partly undone: the profile another run unsubscribed since stays unsubscribed.
+    status = views.undo_status(store, store.export_run(run.id))
+    assert status is not None and status.word == "partly undone" and status.left_unsubscribed == 1
+    assert status.line == f"partly undone by run {undo_run.id}: 1 profile left unsubscribed"
+    table = views.runs_table(store.list_export_runs(), views.undo_statuses(store, store.list_export_runs()))
+    assert table.set_index("Run").loc[run.id, "State"] == "done, partly undone"
     with pytest.raises(runs.ExportError, match="already undone"):
         undo.preview_undo(store, run.id, None)
 

@@ -75,3 +75,12 @@ def test_lists_runs_and_undoes_one(monkeypatch, tmp_path, make_sandbox) -> None:
         assert sb.profile(identity=key)["profileData"]["MSG-email"] is True
     at.run()
     assert f"Undo of {run.id}" in table(at, "Tag")["Kind"].tolist()
+    # The export run says it was undone: in the table, in the run picker, and in its panel.
+    assert table(at, "Tag").set_index("Run").loc[run.id, "State"] == "done, undone"
+    at.selectbox(key="history_run").set_value(run.id).run()
+    assert not at.exception, page_errors(at)
+    assert at.selectbox(key="history_run").format_func(run.id).endswith(" · undone")
+    assert not at.success and any(f"Done, then undone by run {undo.id}" in i.value for i in at.info)
+    at.switch_page("pages/home.py").run()
+    assert [m.value for m in at.markdown if "export run" in m.value] == [
+        ":green[:material/check_circle:] 1 export run applied to CleverTap \\(undone\\)"]
