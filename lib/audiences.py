@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from lib.clevertap import CleverTapError
 from lib.errors import UserError
-from lib.lists import clean_name
+from lib.lists import clean_name, unique_name
 from lib.store import Audience, ListRecord, Store, Task
 
 DEFAULT_DAYS = 30
@@ -143,8 +143,9 @@ def count_of(task: Task) -> int | None:
 
 
 def start_pull(store: Store, mode: str, audience: Audience, list_name: str, *,
-               expected_rows: int | None = None) -> ListRecord:
-    """Create the list ('pulling'): the worker process pulls the saved audience into it.
+               expected_rows: int | None = None, replacing: int | None = None) -> ListRecord:
+    """Create the list ('pulling'): the worker process pulls the saved audience into it. Its name is made
+    unique among the lists of the mode (`lib.lists.unique_name`; `replacing` is a list about to go).
 
     Raises:
         PullError: the audience's connection was removed.
@@ -154,7 +155,8 @@ def start_pull(store: Store, mode: str, audience: Audience, list_name: str, *,
     if connection is None:
         raise PullError("That CleverTap connection was removed: connect it again first.")
     query = AudienceQuery.from_audience(audience)
-    return store.create_list(name=clean_name(list_name), mode=mode, source_kind="audience",
+    name = unique_name(store, mode, clean_name(list_name), exclude=replacing)
+    return store.create_list(name=name, mode=mode, source_kind="audience",
                              source=f"{connection.name} · {query.describe()}", audience_id=audience.id,
                              connection_id=connection.id, expected_rows=expected_rows)
 
@@ -165,6 +167,6 @@ def pull_again(store: Store, mode: str, failed: ListRecord) -> ListRecord:
     if audience is None:
         raise PullError("This list's saved audience is gone (its connection was removed): connect the "
                         "project again and define the audience anew.")
-    record = start_pull(store, mode, audience, failed.name)
+    record = start_pull(store, mode, audience, failed.name, replacing=failed.id)
     store.delete_list(failed.id)
     return record

@@ -143,7 +143,8 @@ def source_chart(counts: pd.DataFrame) -> go.Figure:
 
 
 def reason_chart(counts: pd.DataFrame) -> go.Figure:
-    """Horizontal bars of `reason_counts`, largest on top, coloured by each reason's usual status."""
+    """Horizontal bars of `reason_counts`, largest on top, coloured by the verification status each
+    reason comes with."""
     figure = go.Figure()
     order = list(counts["label"])[::-1]  # plotly draws the first category at the bottom
     for status, part in counts.groupby("status", sort=False):
@@ -154,7 +155,7 @@ def reason_chart(counts: pd.DataFrame) -> go.Figure:
             showlegend=status in co.STATUS_DTYPE.categories)
     figure.update_yaxes(categoryorder="array", categoryarray=order, automargin=True)
     _value_axis(figure, counts["rows"], horizontal=True)
-    figure.update_layout(barmode="overlay", legend_title_text="Usual status")
+    figure.update_layout(barmode="overlay", legend_title_text="Verification status")
     return _finish(figure, "Reasons, most frequent first", TALL_HEIGHT, counts.empty)
 
 

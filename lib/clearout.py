@@ -82,7 +82,7 @@ class ClearoutNotCancellableError(ClearoutRequestError):
 
 
 class ClearoutServerError(ClearoutError):
-    """Clearout kept failing on its side (5xx) after retrying."""
+    """Clearout failed on its side (5xx), on every attempt made (the message says how many)."""
 
 
 class ClearoutConnectionError(ClearoutError):
@@ -272,11 +272,13 @@ class ClearoutClient:
 
     def _send(self, session: requests.Session, method: str, url: str, *, idempotent: bool = True,
               timeout: float | None = None, body_factory: Callable[[], dict[str, Any]] | None = None,
-              **kwargs: Any) -> requests.Response:
+              attempts: http.Attempts | None = None, **kwargs: Any) -> requests.Response:
         """One call with retries; requests' failures become ClearoutConnectionError.
 
-        `body_factory` returns fresh request arguments (a streamed body) for every attempt.
+        `body_factory` returns fresh request arguments (a streamed body) for every attempt; `attempts`
+        collects what each attempt met (for the error message).
         """
+        attempts = attempts if attempts is not None else http.Attempts()
         def send() -> requests.Response:
             extra = body_factory() if body_factory is not None else {}
             return session.request(method, url, timeout=timeout or self.timeout, **kwargs, **extra)
@@ -284,10 +286,11 @@ class ClearoutClient:
         # Result files come from S3, outside Clearout's API and its rate limit: no gate for them.
         gate = self._gate if session is self._session else None
         try:
-            return http.send_with_retries(send, max_retries=self.max_retries, idempotent=idempotent, gate=gate)
+            return http.send_with_retries(send, max_retries=self.max_retries, idempotent=idempotent, gate=gate,
+                                          api="Clearout", attempts=attempts)
         except requests.RequestException as exc:
             raise ClearoutConnectionError(
-                f"Could not reach Clearout at {http.host_of(url)}: check the network or proxy"
+                f"Could not reach Clearout at {http.host_of(url)} {attempts.said()}: check the network or proxy"
                 + (" (the request timed out)" if isinstance(exc, requests.Timeout) else "")) from None
 
     def _request(self, method: str, path: str, *, json_body: Any = None, params: Mapping[str, Any] | None = None,
@@ -298,8 +301,9 @@ class ClearoutClient:
         if json_body is not None:
             kwargs["data"] = json.dumps(json_body).encode()
             kwargs["headers"] = {"Content-Type": "application/json"}
+        attempts = http.Attempts()
         response = self._send(self._session, method, self.base_url + path, idempotent=idempotent,
-                              timeout=timeout, body_factory=body_factory, **kwargs)
+                              timeout=timeout, body_factory=body_factory, attempts=attempts, **kwargs)
         try:
             payload = response.json()
         except ValueError:
@@ -312,9 +316,10 @@ class ClearoutClient:
                 f"Clearout at {http.host_of(self.base_url)} answered with something other than JSON: check "
                 "the network or proxy, then try again", status=response.status_code)
         raise self._error_for(response.status_code, payload if isinstance(payload, dict) else {},
-                              response.text if payload is None else "")
+                              response.text if payload is None else "", attempts)
 
-    def _error_for(self, status: int, payload: Mapping[str, Any], text: str) -> ClearoutError:
+    def _error_for(self, status: int, payload: Mapping[str, Any], text: str,
+                   attempts: http.Attempts | None = None) -> ClearoutError:
         """The one mapping from an HTTP status and envelope to an exception."""
         error = _mapping(payload.get("error"))
         code = _as_int(error.get("code"))
@@ -333,7 +338,9 @@ class ClearoutClient:
         if reasons:
             return ClearoutRequestError(f"Clearout refused the request: {reasons}", **fields)
         if status >= 500:
-            return ClearoutServerError(f"Clearout kept failing (HTTP {status}): try again later{said}", **fields)
+            tried = f" {attempts.said()}" if attempts is not None else ""
+            return ClearoutServerError(f"Clearout answered {http.failure_words(status)}{tried}: try again later{said}",
+                                       **fields)
         if code is not None:
             return ClearoutRequestError(f"Clearout refused the request (code {code}){said}", **fields)
         return ClearoutRequestError(f"Clearout refused the request (HTTP {status}){said}", **fields)

@@ -83,7 +83,7 @@ class CleverTapRequestError(CleverTapError):
 
 
 class CleverTapServerError(CleverTapError):
-    """CleverTap kept failing on its side (5xx) after retrying."""
+    """CleverTap failed on its side (5xx), on every attempt made (the message says how many)."""
 
 
 class CleverTapConnectionError(CleverTapError):
@@ -328,18 +328,21 @@ class CleverTapClient:
             data = _encode(body)
         # CleverTap's newest docs say not to send Content-Type on GET.
         headers = {"Content-Type": "application/json"} if method == "POST" else None
+        attempts = http.Attempts()
         try:
             response = http.send_with_retries(
                 lambda: self._session.request(method, url, data=data, headers=headers, timeout=self.timeout),
                 max_retries=self.max_retries if max_retries is None else max_retries,
-                gate=self._gates(API_OF_PATH[path]) if self._gates is not None and path in API_OF_PATH else None)
+                gate=self._gates(API_OF_PATH[path]) if self._gates is not None and path in API_OF_PATH else None,
+                api="CleverTap", attempts=attempts)
         except requests.RequestException as exc:
             raise CleverTapConnectionError(
-                f"Could not reach CleverTap at {http.host_of(url)}: check the network or proxy"
+                f"Could not reach CleverTap at {http.host_of(url)} {attempts.said()}: check the network or proxy"
                 + (" (the request timed out)" if isinstance(exc, requests.Timeout) else "")) from None
-        return self._payload_or_raise(response, url)
+        return self._payload_or_raise(response, url, attempts)
 
-    def _payload_or_raise(self, response: requests.Response, url: str) -> dict[str, Any]:
+    def _payload_or_raise(self, response: requests.Response, url: str,
+                          attempts: http.Attempts | None = None) -> dict[str, Any]:
         status = response.status_code
         try:
             payload = json.loads(response.content) if response.content else {}
@@ -357,9 +360,10 @@ class CleverTapClient:
         # An upload whose records all failed is an outcome (per-record errors), not a failure.
         if status < 300 and "unprocessed" in payload:
             return payload
-        raise self._error_for(status, payload, url, response.text if not payload else "")
+        raise self._error_for(status, payload, url, response.text if not payload else "", attempts)
 
-    def _error_for(self, status: int, payload: Mapping[str, Any], url: str, text: str) -> CleverTapError:
+    def _error_for(self, status: int, payload: Mapping[str, Any], url: str, text: str,
+                   attempts: http.Attempts | None = None) -> CleverTapError:
         """The one mapping from an HTTP status and reply body to an exception."""
         server = http.safe_text(payload.get("error") or payload.get("message") or text,
                                 secrets=(self._passcode,))
@@ -376,9 +380,10 @@ class CleverTapClient:
                 "CleverTap says too many requests are running for this project: wait a minute and "
                 f"try again, or stop other tools using the API{said}", **fields)
         if status >= 500:
+            tried = f" {attempts.said()}" if attempts is not None else ""
             return CleverTapServerError(
-                f"CleverTap at {http.host_of(url)} kept failing (HTTP {status}): try again later{said}",
-                **fields)
+                f"CleverTap at {http.host_of(url)} answered {http.failure_words(status)}{tried}: try again "
+                f"later{said}", **fields)
         return CleverTapRequestError(f"CleverTap refused the request{said or f' (HTTP {status})'}", **fields)
 
     # -- credentials ----------------------------------------------------------------------------

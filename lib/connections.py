@@ -11,7 +11,9 @@ from lib.clearout import ClearoutError, Credits
 from lib.clevertap import REGIONS, CleverTapError, CleverTapWrongRegionError, region_from_dashboard_url
 from lib.errors import UserError
 from lib.runtime import Runtime
+from lib.settings import Settings
 from lib.store import Connection, StoreError
+from lib.vault import TOKEN_KEY, passcode_env_key
 from lib.verification.balance import current_balance
 
 SANDBOX_NAME = "Sandbox demo"
@@ -43,13 +45,16 @@ class FormDefaults:
 @dataclass(frozen=True)
 class ConnectionView:
     connection: Connection
-    secret: str  # env | memory | settings | needed
+    secret: str  # sandbox | settings | env | memory | needed
+    origin: str = ""  # for settings and env: where the value was read, e.g. "the environment (CLEVERTAP_PASSCODE)"
 
     @property
     def secret_label(self) -> str:
-        return {"env": "passcode remembered in .env",
-                "memory": "passcode kept in memory until the app restarts",
-                "settings": "passcode from your settings (CLEVERTAP_PASSCODE)",
+        return {"sandbox": "the sandbox demo passcode, set by the app at every start",
+                "env": f"passcode remembered in {self.origin}" if self.origin.startswith(".env")
+                       else f"passcode from {self.origin}",
+                "memory": "passcode entered here, kept in memory until the app restarts",
+                "settings": f"passcode from {self.origin}",
                 "needed": "passcode needed: the app restarted and it was not remembered"}[self.secret]
 
 
@@ -58,14 +63,20 @@ class ClearoutView:
     storage: str  # sandbox | settings | env | memory | none
     credits: int | None  # the balance as last read, None while unknown
     message: str | None  # why it is unknown (or is being read)
+    origin: str = ""  # for settings: where the value was read, e.g. ".env (CLEAROUT_API_TOKEN)"
 
     @property
     def storage_label(self) -> str:
         return {"sandbox": "sandbox token, active automatically",
-                "settings": "token from your settings (CLEAROUT_API_TOKEN)",
+                "settings": f"token from {self.origin}",
                 "env": "token remembered in .env",
-                "memory": "token kept in memory until the app restarts",
+                "memory": "token entered here, kept in memory until the app restarts",
                 "none": "no token yet"}[self.storage]
+
+
+def secret_origin(settings: Settings, name: str) -> str:
+    """Where a setting's value was read: the process environment wins over the .env file."""
+    return f"the environment ({name})" if name in settings.from_environment else f".env ({name})"
 
 
 def region_label(code: str) -> str:
@@ -110,19 +121,22 @@ def form_defaults(runtime: Runtime) -> FormDefaults:
 
 def connection_views(runtime: Runtime) -> list[ConnectionView]:
     """This mode's connections, with where each passcode is (or that it is needed)."""
-    vault, settings = runtime.vault, runtime.settings
+    vault, settings, sandbox = runtime.vault, runtime.settings, runtime.sandbox
     views = []
     for connection in runtime.store.list_connections(runtime.mode):
+        passcode, origin = vault.passcode(connection.account_id), ""
         if vault.is_remembered(connection.account_id):
-            secret = "env"
-        elif vault.passcode(connection.account_id) is None:
+            secret, origin = "env", secret_origin(settings, passcode_env_key(connection.account_id))
+        elif passcode is None:
             secret = "needed"
+        elif sandbox is not None and connection.account_id == sandbox.account_id and passcode == sandbox.passcode:
+            secret = "sandbox"
         elif (connection.account_id == settings.clevertap_account_id and settings.clevertap_passcode
-              and vault.passcode(connection.account_id) == settings.clevertap_passcode):
-            secret = "settings"
+              and passcode == settings.clevertap_passcode):
+            secret, origin = "settings", secret_origin(settings, "CLEVERTAP_PASSCODE")
         else:
             secret = "memory"
-        views.append(ConnectionView(connection, secret))
+        views.append(ConnectionView(connection, secret, origin))
     return views
 
 
@@ -137,10 +151,10 @@ def check_and_save(runtime: Runtime, *, name: str, account_id: str, passcode: st
         ConnectError: missing field, rejected credentials (wrong region: `region` says the right
             one), CleverTap unreachable, or the name is taken.
     """
-    name, account_id, passcode = " ".join(name.split()), account_id.strip(), passcode.strip()
+    name, account_id, typed = " ".join(name.split()), account_id.strip(), passcode.strip()
     if not account_id:
         raise ConnectError("Enter the Project ID (CleverTap dashboard → Settings → Project).")
-    passcode = passcode or runtime.vault.passcode(account_id) or ""
+    passcode = typed or runtime.vault.passcode(account_id) or ""
     if not passcode:
         raise ConnectError("Enter the passcode (CleverTap dashboard → Settings → Passcode).")
     if not name:
@@ -163,12 +177,17 @@ def check_and_save(runtime: Runtime, *, name: str, account_id: str, passcode: st
     finally:
         client.close()
     remember = remember and can_remember(runtime)
+    # A passcode the app already held (nothing typed) stays where it came from (the environment, .env)
+    # unless "remember" asks to write it to .env.
+    keep = not typed and not remember
+    stored = "env" if remember or (keep and runtime.vault.is_remembered(account_id)) else "memory"
     try:
         connection = runtime.store.add_connection(name=name, account_id=account_id, region=region,
-                                                  mode=runtime.mode, passcode_storage="env" if remember else "memory")
+                                                  mode=runtime.mode, passcode_storage=stored)
     except StoreError as exc:
         raise ConnectError(exc.message) from None
-    runtime.vault.set_passcode(account_id, passcode, remember=remember)
+    if not keep:
+        runtime.vault.set_passcode(account_id, passcode, remember=remember)
     return connection
 
 
@@ -198,7 +217,8 @@ def clearout_view(runtime: Runtime) -> ClearoutView:
     else:
         storage = "env" if runtime.vault.is_token_remembered() else "memory"
     balance = current_balance(runtime.store, runtime.mode, has_token=True)
-    return ClearoutView(storage, balance.available, balance.message)
+    origin = secret_origin(runtime.settings, TOKEN_KEY) if storage == "settings" else ""
+    return ClearoutView(storage, balance.available, balance.message, origin)
 
 
 def save_clearout_token(runtime: Runtime, token: str, *, remember: bool = False) -> Credits:

@@ -227,7 +227,8 @@ def convert_csv(source: BinaryIO | Path, destination: Path, *, max_bytes: int,
     """
     size = _size_of(source)
     if size > max_bytes:
-        raise CsvImportError(f"The file is {size / 1e6:,.1f} MB; the limit is {max_bytes / 1e6:,.0f} MB "
+        # MB as Streamlit's uploader counts them (2**20 bytes), so both say the same limit.
+        raise CsvImportError(f"The file is {size / 2**20:,.1f} MB; the limit is {max_bytes / 2**20:,.0f} MB "
                              "(UPLOAD_MAX_MB). Split it into smaller files, or raise the limit.")
     head = next(iter(_chunks(source, SNIFF_BYTES)), b"")
     if not head.strip(b" \t\r\n\xef\xbb\xbf"):

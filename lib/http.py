@@ -10,6 +10,7 @@ import os
 import random
 import re
 import time
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
@@ -20,6 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from lib import activity
 from lib.errors import UserError
 
 USER_AGENT = "clevertap-clearout-dashboard/1.0 (+python-requests)"
@@ -127,8 +129,40 @@ class Gate(Protocol):
     def call(self) -> AbstractContextManager[Callable[[int | None, Mapping[str, str] | None], None]]: ...
 
 
+# Words for the statuses a retry is about, so "HTTP 503" reads as what it means.
+STATUS_WORDS = {429: "too many requests", 500: "server error", 502: "bad gateway", 503: "service unavailable",
+                504: "gateway timeout"}
+
+
+def failure_words(status: int | None, exc: BaseException | None = None) -> str:
+    """`HTTP 503 (service unavailable)`, `timed out`, `connection failed`: what one attempt met."""
+    if status is not None:
+        return f"HTTP {status}" + (f" ({STATUS_WORDS[status]})" if status in STATUS_WORDS else "")
+    return "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+
+
+@dataclass
+class Attempts:
+    """What the attempts of one call met, in order (`failure_words`, "ok" for a final reply), filled in
+    by `send_with_retries`; error messages say from it how often a call was tried."""
+    outcomes: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def said(self) -> str:
+        """`on its only attempt`, `on all 6 attempts over 14 s`, or `on 3 attempts (HTTP 503, HTTP 500, …)`."""
+        count = len(self.outcomes)
+        if count <= 1:
+            return "on its only attempt (not retried)" if count else "before any attempt"
+        took = time.monotonic() - self.started
+        over = f" over {took:.0f} s" if took >= 1 else ""
+        if len(set(self.outcomes)) == 1:
+            return f"on all {count} attempts{over}"
+        return f"on {count} attempts{over} ({', '.join(self.outcomes)})"
+
+
 def send_with_retries(send: Callable[[], requests.Response], *, max_retries: int,
-                      idempotent: bool = True, gate: Gate | None = None) -> requests.Response:
+                      idempotent: bool = True, gate: Gate | None = None, api: str = "The API",
+                      attempts: Attempts | None = None) -> requests.Response:
     """Call `send` until a reply is final or attempts run out; return the last reply.
 
     `send` must build a fresh request each time (a streamed body cannot be replayed).
@@ -136,10 +170,13 @@ def send_with_retries(send: Callable[[], requests.Response], *, max_retries: int
     retried, because a timed-out upload may have been accepted (a duplicate costs credits).
     With a `gate`, every attempt goes through it: a wait the server announced is the gate's to
     keep (for every thread and process), so the loop itself only backs off from unhinted failures.
+    Each retry is told to the work's activity reporter (lib.activity: `api` names the API), and each
+    attempt's outcome is added to `attempts` when given.
 
     Raises:
         The last requests exception when every attempt failed without a reply.
     """
+    attempts = attempts if attempts is not None else Attempts()
     attempt = 0
     while True:
         try:
@@ -154,16 +191,20 @@ def send_with_retries(send: Callable[[], requests.Response], *, max_retries: int
                         raise
                     report(response.status_code, response.headers)
         except TRANSIENT_ERRORS as exc:
+            attempts.outcomes.append(failure_words(None, exc))
             if not should_retry(None, attempt, max_retries) or not (idempotent or was_not_sent(exc)):
                 raise
             delay = retry_delay(None, None, attempt)
         else:
             if not should_retry(response.status_code, attempt, max_retries):
+                attempts.outcomes.append("ok" if response.status_code < 400 else failure_words(response.status_code))
                 return response
+            attempts.outcomes.append(failure_words(response.status_code))
             hinted = response.status_code in (429, 503) and retry_after_seconds(response.headers) is not None
             delay = 0.0 if gate is not None and hinted else retry_delay(response.status_code, response.headers,
                                                                         attempt)
             response.close()
+        activity.retrying(api, attempt + 1, max_retries, attempts.outcomes[-1], delay)
         if delay:
             sleep(delay)
         attempt += 1

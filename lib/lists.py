@@ -43,6 +43,18 @@ def clean_name(name: str) -> str:
     return text
 
 
+def unique_name(store: Store, mode: str, name: str, *, exclude: int | None = None) -> str:
+    """`name`, or `name (2)`, `name (3)`… when a list of this mode is called that already (case aside):
+    two lists both named "messy" could not be told apart on any page."""
+    taken = {r.name.casefold() for r in store.list_lists(mode) if r.id != exclude}
+    if name.casefold() not in taken:
+        return name
+    number = 2
+    while f"{name} ({number})".casefold() in taken:
+        number += 1
+    return f"{name} ({number})"
+
+
 def default_name(file_name: str) -> str:
     stem = Path(file_name).stem.replace("_", " ").strip()
     return stem[:MAX_NAME_LENGTH] or "CSV list"
@@ -56,7 +68,8 @@ def add_csv_list(store: Store, mode: str, source: BinaryIO | Path, *, file_name:
         CsvImportError: the file was rejected; no list row and no file are left behind.
         ListError: the name is not usable.
     """
-    list_name = clean_name(name) if name is not None else default_name(file_name)
+    wanted = clean_name(name) if name is not None else default_name(file_name)
+    list_name = unique_name(store, mode, wanted)
     staged = staging_path(store)
     try:
         conversion = convert_csv(source, staged, max_bytes=max_bytes)
@@ -75,7 +88,9 @@ def add_csv_list(store: Store, mode: str, source: BinaryIO | Path, *, file_name:
             raise
     finally:
         staged.unlink(missing_ok=True)
-    return record, conversion.notice
+    renamed = (f"A list named {wanted} exists already: this one is called {list_name}. Rename either "
+               "under My lists." if list_name != wanted else None)
+    return record, " ".join(n for n in (conversion.notice, renamed) if n) or None
 
 
 def preview(store: Store, record: ListRecord, limit: int = PREVIEW_ROWS) -> pd.DataFrame:
@@ -91,8 +106,15 @@ def preview(store: Store, record: ListRecord, limit: int = PREVIEW_ROWS) -> pd.D
 
 
 def rename_list(store: Store, list_id: int, name: str) -> ListRecord:
+    """Rename a list; a name another list of its mode has is refused."""
+    record = store.get_list(list_id)
+    if record is None:
+        raise ListError("That list no longer exists.")
+    wanted = clean_name(name)
+    if unique_name(store, record.mode, wanted, exclude=list_id) != wanted:
+        raise ListError(f"A list named {wanted} exists already: choose another name.")
     try:
-        return store.update_list(list_id, name=clean_name(name))
+        return store.update_list(list_id, name=wanted)
     except StoreError:
         raise ListError("That list no longer exists.") from None
 

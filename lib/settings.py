@@ -46,10 +46,19 @@ class Settings:
     # Every `<NAME>=value` of the .env and environment, for remembered per-project passcodes
     # (CLEVERTAP_PASSCODE_<ACCOUNT>); never rendered.
     extra_secrets: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # Which settings came from the process environment rather than the .env file, so the Connect page
+    # says where a passcode or token really comes from.
+    from_environment: frozenset[str] = field(default_factory=frozenset, repr=False, compare=False)
 
     @property
     def is_sandbox(self) -> bool:
         return self.app_mode == "sandbox"
+
+    @property
+    def upload_max_bytes(self) -> int:
+        """UPLOAD_MAX_MB in bytes, counted as Streamlit's uploader counts a megabyte (2**20 bytes): the
+        uploader (its max_upload_size) and the import then refuse the same files."""
+        return self.upload_max_mb * 2**20
 
     def __repr__(self) -> str:
         shown = []
@@ -59,6 +68,8 @@ class Settings:
                 shown.append(f"{f.name}={'***' if value else None}")
             elif f.name == "extra_secrets":
                 shown.append(f"extra_secrets=<{len(value)} hidden>")
+            elif f.name == "from_environment":
+                continue
             else:
                 shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
@@ -126,4 +137,5 @@ def load_settings(env_file: Path | str | None = None, environ: Mapping[str, str]
         sandbox_url=_text(values, "SANDBOX_URL"),
         sandbox_port=int(_number(values, "SANDBOX_PORT", 0)),
         extra_secrets=remembered,
+        from_environment=frozenset(k for k, v in environ.items() if v and v.strip()),
     )

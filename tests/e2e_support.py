@@ -93,8 +93,10 @@ def wait_healthy(server: AppServer) -> None:
 
 
 # Console noise that is no fault of the app, matched exactly (resource URL, message): offline, the
-# Material icon favicons come from fonts.gstatic.com and fail; on a deep link Streamlit probes
-# /<page>/_stcore/health and /<page>/_stcore/host-config, which 404.
+# Material icon favicons come from fonts.gstatic.com and fail; on a deep link (a reload of /verify)
+# Streamlit's frontend guesses the server's base path from the page URL and tries /verify/_stcore/health
+# and /verify/_stcore/host-config first (404), then /_stcore/... (200): streamlit/streamlit#7074, open;
+# see docs/architecture.md, "Known Streamlit behaviour".
 HARMLESS_CONSOLE = (
     (re.compile(r"^https://fonts\.gstatic\.com/"), re.compile(r"^Failed to load resource: net::ERR_[A-Z_]+$")),
     (re.compile(r"^http://127\.0\.0\.1:\d+/[a-z_-]+/_stcore/(health|host-config)$"),

@@ -48,6 +48,11 @@ def test_reasons_are_ranked_and_grouped(merged):
     assert success == merged.loc[merged[co.REASON] == "Success", co.STATUS].mode()[0] == co.VALID
 
 
+def test_reason_colours_are_named_in_plain_words(merged):
+    figure = charts.reason_chart(charts.reason_counts(merged, top=3))
+    assert figure.layout.legend.title.text == "Verification status"  # not the jargon "Usual status"
+
+
 def test_blank_reasons_are_counted(merged):
     blanked = merged.copy()
     blanked.loc[blanked.index[:7], co.REASON] = pd.NA

@@ -157,6 +157,45 @@ def test_server_errors_are_retried_then_raised(scripted, no_sleep) -> None:
     assert len(server.seen) == 4 and no_sleep == [0.5, 1.0, 2.0]
 
 
+def test_a_5xx_message_says_how_often_it_was_tried(scripted, no_sleep) -> None:
+    """"Clearout kept failing" after a single 503 was not true: the message counts the attempts."""
+    server = scripted([(503, {}, b"")])
+    with ClearoutClient(TOKEN, base_url=server.url, max_retries=0) as client, \
+            pytest.raises(ClearoutServerError) as once:
+        client.get_credits()
+    assert str(once.value) == ("Clearout answered HTTP 503 (service unavailable) on its only attempt (not retried): "
+                               "try again later")
+    with ClearoutClient(TOKEN, base_url=server.url, max_retries=2) as client, \
+            pytest.raises(ClearoutServerError) as thrice:
+        client.get_credits()
+    assert str(thrice.value).startswith("Clearout answered HTTP 503 (service unavailable) on all 3 attempts")
+    mixed = scripted([(500, {}, b""), (503, {}, b"")])
+    with ClearoutClient(TOKEN, base_url=mixed.url, max_retries=1) as client, \
+            pytest.raises(ClearoutServerError, match=r"on 2 attempts \(HTTP 500 \(server error\), HTTP 503"):
+        client.get_credits()
+
+
+def test_retries_are_told_to_the_work_s_reporter(scripted, no_sleep) -> None:
+    from lib import activity
+
+    heard: list[tuple] = []
+
+    class Heard:
+        def step(self, *args) -> None:
+            heard.append(("step", *args))
+
+        def waiting(self, *args) -> None:
+            heard.append(("waiting", *args))
+
+        def retrying(self, *args) -> None:
+            heard.append(("retrying", *args))
+
+    server = scripted([(503, {}, b""), (200, {}, {"status": "success", "data": {"available_credits": 5}})])
+    with ClearoutClient(TOKEN, base_url=server.url, max_retries=5) as client, activity.reporting(Heard()):
+        assert client.get_credits().available == 5
+    assert heard == [("retrying", "Clearout", 1, 5, "HTTP 503 (service unavailable)", 0.5)]
+
+
 def test_instant_verify_columns(scripted) -> None:
     data = {"email_address": "catch_all@example.com", "status": "catch_all", "safe_to_send": "risky",
             "sub_status": {"code": 411, "desc": "Catch All mail server"}, "disposable": "no", "free": "no",
@@ -223,7 +262,8 @@ def test_unreachable_is_connection_error(no_sleep) -> None:
     with ClearoutClient(TOKEN, base_url=f"http://127.0.0.1:{port}/v2", max_retries=1) as client, \
             pytest.raises(ClearoutConnectionError) as caught:
         client.get_credits()
-    assert str(caught.value) == f"Could not reach Clearout at 127.0.0.1:{port}: check the network or proxy"
+    assert str(caught.value) == (f"Could not reach Clearout at 127.0.0.1:{port} on all 2 attempts: check the "
+                                 "network or proxy")
 
 
 def test_non_json_success_reply_is_an_error(scripted) -> None:

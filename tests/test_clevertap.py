@@ -254,7 +254,8 @@ def test_unreachable_host_is_connection_error(no_sleep) -> None:
     with scripted_client(f"http://127.0.0.1:{port}", max_retries=2) as client:
         with pytest.raises(CleverTapConnectionError) as caught:
             client.check_credentials()
-    assert str(caught.value).startswith(f"Could not reach CleverTap at 127.0.0.1:{port}: check the network")
+    assert str(caught.value).startswith(f"Could not reach CleverTap at 127.0.0.1:{port} on all 3 attempts: check "
+                                        "the network")
     assert len(no_sleep) == 2 and PASSCODE not in str(caught.value)
 
 

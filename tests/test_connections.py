@@ -177,3 +177,37 @@ def test_clearout_token_checked_before_it_is_kept(runtime, sandbox) -> None:
     conn.save_clearout_token(runtime, sandbox.clearout_token, remember=False)
     assert sandbox.clearout_token not in runtime.settings.env_file.read_text()
     assert conn.clearout_view(runtime).storage == "memory"
+
+
+def test_labels_say_where_each_secret_comes_from(tmp_path, sandbox) -> None:
+    """The environment, the .env file, typed on Connect: each said as it is (a token from the
+    environment is not "kept in memory until the app restarts")."""
+    key = passcode_env_key(sandbox.account_id)
+    rt = make_runtime(tmp_path / "env", sandbox, CLEAROUT_API_TOKEN=sandbox.clearout_token, **{key: sandbox.passcode})
+    try:
+        assert conn.clearout_view(rt).storage_label == "token from the environment (CLEAROUT_API_TOKEN)"
+        conn.check_and_save(rt, name="Shop", account_id=sandbox.account_id, passcode="", region="IN1")
+        assert conn.connection_views(rt)[0].secret_label == f"passcode from the environment ({key})"
+    finally:
+        rt.close()
+    (tmp_path / "file").mkdir()
+    (tmp_path / "file" / ".env").write_text(
+        f'CLEAROUT_API_TOKEN="{sandbox.clearout_token}"\n{key}="{sandbox.passcode}"\n')
+    rt = make_runtime(tmp_path / "file", sandbox)
+    try:
+        assert conn.clearout_view(rt).storage_label == "token from .env (CLEAROUT_API_TOKEN)"
+        conn.check_and_save(rt, name="Shop", account_id=sandbox.account_id, passcode="", region="IN1")
+        assert conn.connection_views(rt)[0].secret_label == f"passcode remembered in .env ({key})"
+    finally:
+        rt.close()
+
+
+def test_the_sandbox_passcode_is_not_said_to_be_lost_at_a_restart(tmp_path) -> None:
+    rt = make_runtime(tmp_path)
+    try:
+        conn.check_and_save(rt, name="Demo", account_id=rt.sandbox.account_id, passcode=rt.sandbox.passcode,
+                            region="IN1")
+        [view] = conn.connection_views(rt)
+        assert view.secret == "sandbox" and "restarts" not in view.secret_label
+    finally:
+        rt.close()

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LIB = ROOT / "lib"
 
 # The bottom layer: settings and pure helpers every layer may use.
-SETTINGS = {"lib.settings", "lib.errors", "lib.logs", "lib.emails", "lib.columns", "lib.processes", "lib.figures"}
+SETTINGS = {"lib.settings", "lib.errors", "lib.logs", "lib.emails", "lib.columns", "lib.processes", "lib.figures",
+            "lib.activity"}
 # API clients, the store, where secrets live; and the sandbox, a stand-alone server.
 CLIENTS_STORE_PREFIXES = ("lib.http", "lib.ratelimit", "lib.clevertap", "lib.clearout", "lib.store", "lib.vault",
                           "lib.secret_relay",

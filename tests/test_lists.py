@@ -5,8 +5,6 @@ import io
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from lib import lists
@@ -80,6 +78,25 @@ def test_rename_and_delete(store: Store) -> None:
     assert store.get_list(record.id) is None and list_files(store) == []
     with pytest.raises(lists.ListError):
         lists.rename_list(store, record.id, "Gone")
+
+
+def test_the_same_file_twice_gets_a_name_of_its_own(store: Store) -> None:
+    names = []
+    for _ in range(3):
+        record, notice = lists.add_csv_list(store, "live", io.BytesIO(b"Email\na@x.com\n"), file_name="messy.csv",
+                                            max_bytes=MB)
+        names.append((record.name, notice))
+    assert names == [("messy", None),
+                     ("messy (2)", "A list named messy exists already: this one is called messy (2). Rename "
+                                   "either under My lists."),
+                     ("messy (3)", "A list named messy exists already: this one is called messy (3). Rename "
+                                   "either under My lists.")]
+    lists.add_csv_list(store, "sandbox", io.BytesIO(b"Email\na@x.com\n"), file_name="messy.csv", max_bytes=MB)
+    assert [r.name for r in store.list_lists("sandbox")] == ["messy"]  # names are unique per mode
+    first = store.list_lists("live")[-1]
+    with pytest.raises(lists.ListError, match="A list named MESSY \\(2\\) exists already"):
+        lists.rename_list(store, first.id, "MESSY (2)")
+    assert lists.rename_list(store, first.id, "messy").name == "messy"  # its own name is fine
 
 
 def test_overview_is_one_row_per_list(store: Store) -> None:

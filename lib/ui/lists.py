@@ -87,15 +87,17 @@ def saved_audiences(rt: Runtime, views: dict[int, ConnectionView]) -> None:
 
 def csv_form(rt: Runtime) -> None:
     st.caption("A CSV file with an Email column, e.g. a segment downloaded from CleverTap's Find People. "
-               f"Up to {rt.settings.upload_max_mb} MB; comma, semicolon or tab separated.")
-    upload = st.file_uploader("CSV file", key="lists_upload")
+               f"Up to {rt.settings.upload_max_mb} MB (UPLOAD_MAX_MB); comma, semicolon or tab separated.")
+    # The widget's own limit, from the same setting: the uploader says "200MB per file" and refuses
+    # more before sending, instead of Streamlit's server-wide cap (server.maxUploadSize).
+    upload = st.file_uploader("CSV file", key="lists_upload", max_upload_size=rt.settings.upload_max_mb)
     csv_name = st.text_input("List name", key="lists_csv_name", placeholder="Defaults to the file name")
     if upload is None or not st.button("Add to My lists", key="lists_add_csv", type="primary"):
         return
     try:
         with st.spinner(f"Reading {upload.name}…"):
             record, notice = lists.add_csv_list(rt.store, rt.mode, upload, file_name=upload.name,
-                                                max_bytes=rt.settings.upload_max_mb * 1_000_000,
+                                                max_bytes=rt.settings.upload_max_bytes,
                                                 name=csv_name.strip() or None)
     except UserError as exc:
         st.error(exc.message)

@@ -176,7 +176,8 @@ class VerificationWorker:
             list_id = client.bulk_upload(path, job.upload_name or path.name, ignore_duplicate_file=again)
         except (ClearoutConnectionError, ClearoutServerError) as exc:
             if isinstance(exc, ClearoutServerError) and (exc.status or 0) >= 500:
-                self._not_taken(job, f"Retrying: {exc.message}", TRANSIENT_BACKOFF_SECONDS)
+                self._not_taken(job, f"Clearout took nothing; uploading again in {TRANSIENT_BACKOFF_SECONDS:.0f} s: "
+                                     f"{exc.message}", TRANSIENT_BACKOFF_SECONDS)
                 return
             # The file may have reached Clearout (a timeout after sending, or an answer without a
             # list id): a person decides.
@@ -185,7 +186,8 @@ class VerificationWorker:
         except (ClearoutConcurrencyError, ClearoutRateLimitError) as exc:
             # Refused outright (three lists run at Clearout, some started elsewhere; or the rate
             # limit): nothing was taken; try again after a while.
-            self._not_taken(job, f"Waiting: {exc.message}", BUSY_BACKOFF_SECONDS)
+            self._not_taken(job, f"Waiting {BUSY_BACKOFF_SECONDS:.0f} s, then uploading again: {exc.message}",
+                            BUSY_BACKOFF_SECONDS)
             return
         except ClearoutError as exc:
             self._fail(job, _clearout_message(job, exc))  # refused (credits, token, file): nothing charged
@@ -301,7 +303,8 @@ class VerificationWorker:
             return
         self._next_poll[job.id] = self.clock() + TRANSIENT_BACKOFF_SECONDS
         self.store.transition_job(job.id, VerificationJob.ACTIVE_STATES,
-                                  error=f"Retrying: {exc}")
+                                  error=f"Trying again in {TRANSIENT_BACKOFF_SECONDS:.0f} s (failure {count} of "
+                                        f"{MAX_TRANSIENT_FAILURES} before the job stops): {exc}")
 
     def _fail(self, job: VerificationJob, message: str) -> None:
         self.store.transition_job(job.id, (*VerificationJob.ACTIVE_STATES, "queued"), state="failed",

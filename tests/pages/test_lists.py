@@ -63,6 +63,14 @@ def test_without_connection_it_links_to_connect(monkeypatch, tmp_path) -> None:
     assert (link.proto.page, link.proto.label) == ("connect", "Connect a CleverTap project")
 
 
+def test_the_uploader_and_the_help_say_one_limit(monkeypatch, tmp_path) -> None:
+    at = open_lists(monkeypatch, tmp_path, UPLOAD_MAX_MB="50")
+    [uploader] = at.get("file_uploader")
+    assert uploader.proto.max_upload_size_mb == 50  # the uploader shows "50MB per file", not the server's cap
+    assert "Up to 50 MB (UPLOAD_MAX_MB)" in rendered_text(at)
+    assert ui.runtime().settings.upload_max_bytes == 50 * 2**20  # what the import refuses above
+
+
 def test_count_then_pull_an_audience_into_my_lists(monkeypatch, tmp_path) -> None:
     at = open_lists(monkeypatch, tmp_path)
     assert at.date_input(key="lists_dates").value == audiences.default_range()
