@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from lib import http
+from lib import activity, http
 
 
 @dataclass(frozen=True)
@@ -487,6 +487,7 @@ class CleverTapClient:
                 if exc.code != IN_PROGRESS_CODE or waited >= IN_PROGRESS_TOTAL_WAIT:
                     raise
             delay = min(IN_PROGRESS_MAX_WAIT, IN_PROGRESS_FIRST_WAIT * 2 ** attempt)
+            activity.waiting("CleverTap", delay, "next page (it is still preparing it)")
             http.sleep(delay)
             waited += delay
             attempt += 1
@@ -506,6 +507,7 @@ class CleverTapClient:
             if waited >= max_wait:
                 raise CleverTapServerError(
                     f"CleverTap did not finish counting within {max_wait:.0f} s: try again later", status=200)
+            activity.waiting("CleverTap", poll_interval, "count (it is still counting)")
             http.sleep(poll_interval)
             waited += poll_interval
             payload = self._request("GET", "/1/counts/profiles.json", query={"req_id": req_id})

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from lib.clearout import ClearoutError, Credits
 from lib.clevertap import REGIONS, CleverTapError, CleverTapWrongRegionError, region_from_dashboard_url
 from lib.errors import UserError
+from lib.ratelimit import GateClosed
 from lib.runtime import Runtime
 from lib.settings import Settings
 from lib.store import Connection, StoreError
@@ -172,7 +173,7 @@ def check_and_save(runtime: Runtime, *, name: str, account_id: str, passcode: st
         client.check_credentials()
     except CleverTapWrongRegionError as exc:
         raise ConnectError(exc.message, region=exc.working_region) from None
-    except CleverTapError as exc:
+    except (CleverTapError, GateClosed) as exc:  # GateClosed: the page does not wait on a rate limit
         raise ConnectError(exc.message) from None
     finally:
         client.close()
@@ -236,7 +237,7 @@ def save_clearout_token(runtime: Runtime, token: str, *, remember: bool = False)
     try:
         with runtime.clients.clearout_with(token, timeout=CHECK_TIMEOUT_S, max_retries=CHECK_RETRIES) as client:
             credits = client.get_credits()
-    except ClearoutError as exc:
+    except (ClearoutError, GateClosed) as exc:  # GateClosed: the page does not wait on a rate limit
         raise ConnectError(exc.message) from None
     runtime.vault.set_clearout_token(token, remember=remember and can_remember(runtime))
     runtime.store.record_balance(runtime.mode, available=credits.available, error=None)

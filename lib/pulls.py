@@ -18,10 +18,12 @@ from collections.abc import Callable, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lib import activity
 from lib.audiences import AudienceQuery, PullError, error_message
 from lib.clevertap import MAX_BATCH_SIZE, CleverTapClient, CleverTapError, profile_from_record
 from lib.errors import UserError
 from lib.listkeys import write_keys
+from lib.progress import list_subject, track
 from lib.store import Connection, ListRecord, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -108,7 +110,7 @@ def read_ahead(pages: Iterable[list[dict[str, Any]]], depth: int = READ_AHEAD_PA
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
             put(exc)
 
-    helper = threading.Thread(target=produce, name="pull-read-ahead", daemon=True)
+    helper = threading.Thread(target=activity.carry(produce), name="pull-read-ahead", daemon=True)
     helper.start()
     try:
         while True:
@@ -163,7 +165,8 @@ class PullWorker:
         if record is None:
             return False
         try:
-            self._pull(record)
+            with track(self.store, list_subject(record.id), fresh=True):  # waits and retries, for the Lists page
+                self._pull(record)
         finally:
             if self.store.get_list(record.id) is not None:
                 self.store.renew_pull_lease(record.id, self.owner, lease_seconds=None)

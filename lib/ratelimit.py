@@ -30,21 +30,27 @@ from datetime import datetime, UTC
 from pathlib import Path
 from typing import Protocol
 
-from lib import http
+from lib import activity, http
 from lib.errors import UserError
 
 SLOT_POLL_S = 0.005  # how often a call waiting for a CleverTap slot looks again
+BUSY_WAIT_S = 2.0    # a caller that may not wait on a rate limit still waits this long for the app's own calls
 
 Report = Callable[[int | None, Mapping[str, str] | None], None]
 
 
 class GateClosed(UserError):
-    """The API asked to wait longer than this caller may (an interactive check): `until` (epoch)."""
+    """The API asked to wait longer than this caller may (an interactive check): `until` (epoch); or,
+    with `busy`, the app's own calls to it held the budget longer than this caller may wait."""
 
-    def __init__(self, api: str, until: float) -> None:
+    def __init__(self, api: str, until: float, *, busy: bool = False) -> None:
         when = datetime.fromtimestamp(until, UTC).strftime("%H:%M:%S UTC")
-        super().__init__(f"{api} asked the app to wait until {when} (its rate limit): try again then.")
+        super().__init__(
+            f"The app's other {api} calls (a verification, export, undo or pull) are using its request budget "
+            "right now: try again in a moment." if busy else
+            f"{api} asked the app to wait until {when} (its rate limit): try again then.")
         self.until = until
+        self.busy = busy
 
 
 class Gate(Protocol):
@@ -114,11 +120,12 @@ class SerialGate:
 
     @contextmanager
     def call(self) -> Iterator[Report]:
-        with _locked(self._lock):
+        with self._lock_held():
             wait = self._window.read() - self._clock()
             if wait > 0:
                 if self._max_wait is not None and wait > self._max_wait:
                     raise GateClosed(self._api, self._window.read())
+                activity.waiting(self._api, wait, "rate limit")
                 self._sleep(wait)
 
             def report(status: int | None, headers: Mapping[str, str] | None) -> None:
@@ -127,6 +134,24 @@ class SerialGate:
                     self._window.close_until(self._clock() + seconds)
 
             yield report
+
+    @contextmanager
+    def _lock_held(self) -> Iterator[None]:
+        """The token's lock. A caller that may not wait (`max_wait`) waits at most BUSY_WAIT_S for
+        another call of the app to finish, which may itself be sleeping out a long window."""
+        if self._max_wait is None:
+            with _locked(self._lock):
+                yield
+            return
+        deadline = time.monotonic() + max(self._max_wait, BUSY_WAIT_S)
+        while True:
+            with _locked(self._lock, blocking=False) as fd:
+                if fd is not None:
+                    yield
+                    return
+            if time.monotonic() >= deadline:
+                raise GateClosed(self._api, self._clock(), busy=True)
+            time.sleep(SLOT_POLL_S * 10)
 
 
 class SlotGate:
@@ -147,6 +172,7 @@ class SlotGate:
         while (wait := self._window.read() - self._clock()) > 0:
             if self._max_wait is not None and self._clock() - begin + wait > self._max_wait:
                 raise GateClosed(self._api, self._window.read())
+            activity.waiting(self._api, wait, "rate limit")
             self._sleep(wait)
         with self._next_lock:  # threads start at different slots instead of all trying slot 0 first
             first = self._next = (self._next + 1) % len(self._slots)
@@ -163,8 +189,8 @@ class SlotGate:
 
                     yield report
                     return
-            if self._max_wait is not None and self._clock() - begin > self._max_wait:
-                raise GateClosed(self._api, self._clock())
+            if self._max_wait is not None and self._clock() - begin > max(self._max_wait, BUSY_WAIT_S):
+                raise GateClosed(self._api, self._clock(), busy=True)
             time.sleep(SLOT_POLL_S)
 
 

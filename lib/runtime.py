@@ -77,10 +77,12 @@ class Clients:
     def _clearout_gate(self, token: str, max_wait: float | None) -> SerialGate | None:
         return None if self.gates is None else self.gates.clearout(token, max_wait=max_wait)
 
-    def _clevertap_gates(self, account_id: str) -> Callable[[str], SlotGate | None]:
+    def _clevertap_gates(self, account_id: str, *, max_wait: float | None = None) -> Callable[[str], SlotGate | None]:
         def gate(api: str) -> SlotGate | None:
             if self.gates is None:
                 return None
+            if max_wait is not None:  # a caller that may not wait: a gate of its own, not the shared one
+                return self.gates.clevertap(account_id, api, API_CONCURRENCY[api], max_wait=max_wait)
             with self._lock:
                 found = self._slot_gates.get((account_id, api))
                 if found is None:
@@ -110,15 +112,17 @@ class Clients:
         return client
 
     def clearout_with(self, token: str, *, timeout: float, max_retries: int) -> ClearoutClient:
-        """For a check while a person waits: a rate-limit wait longer than `timeout` is refused at once
-        (lib.ratelimit.GateClosed says until when), not slept through."""
+        """For a check while a person waits on a page: a page never waits on a rate limit. A window the
+        API announced is refused at once (lib.ratelimit.GateClosed says until when), and the app's
+        own calls holding the budget are waited for only briefly (BUSY_WAIT_S)."""
         return ClearoutClient(token, base_url=self.clearout_base, timeout=timeout, max_retries=max_retries,
-                              gate=self._clearout_gate(token, timeout))
+                              gate=self._clearout_gate(token, 0.0))
 
     def clevertap_with(self, account_id: str, passcode: str, region: str, *, timeout: float,
                        max_retries: int) -> CleverTapClient:
+        """For a credentials check on a page: like `clearout_with`, it never waits on a rate limit."""
         return CleverTapClient(account_id, passcode, region, base_url=self.clevertap_base, timeout=timeout,
-                               max_retries=max_retries, gates=self._clevertap_gates(account_id.strip()))
+                               max_retries=max_retries, gates=self._clevertap_gates(account_id.strip(), max_wait=0.0))
 
     def close(self) -> None:
         with self._lock:

@@ -100,3 +100,65 @@ def test_clevertap_slots_bound_the_calls_in_flight_across_processes(tmp_path: Pa
         running += delta
         most = max(most, running)
     assert len(events) == 16 and 1 < most <= 3
+
+
+class Heard:
+    """A lib.activity reporter that keeps what it hears."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple] = []
+
+    def step(self, *args) -> None:
+        self.heard.append(("step", *args))
+
+    def waiting(self, *args) -> None:
+        self.heard.append(("waiting", *args))
+
+    def retrying(self, *args) -> None:
+        self.heard.append(("retrying", *args))
+
+
+def test_a_wait_for_a_window_is_told_to_the_work_s_reporter(tmp_path: Path) -> None:
+    from lib import activity
+
+    now, slept = [1000.0], []
+    gates = Gates(tmp_path, clock=lambda: now[0], sleep=lambda s: (slept.append(s), now.__setitem__(0, now[0] + s)))
+    with gates.clearout("t").call() as report:
+        report(429, {"x-ratelimit-reset": "20"})
+    heard = Heard()
+    with activity.reporting(heard), gates.clearout("t").call():
+        pass
+    assert heard.heard == [("waiting", "Clearout", 20.0, "rate limit")] and slept == [20.0]
+
+
+def test_a_page_never_waits_on_a_rate_limit(tmp_path: Path) -> None:
+    """A caller that may not wait (max_wait 0: a page's credentials check) is refused at once by a closed
+    window, and waits only briefly for the app's own call holding the budget (that may be sleeping out
+    a minute-long window)."""
+    gates = Gates(tmp_path)
+    with gates.clearout("t").call() as report:
+        report(503, {"Retry-After": "30"})
+    started = time.monotonic()
+    with pytest.raises(GateClosed, match="asked the app to wait until"):
+        with gates.clearout("t", max_wait=0).call():
+            pass
+    assert time.monotonic() - started < 0.5
+
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with gates.clearout("u").call():  # the worker: inside its call (or sleeping in a window)
+            holding.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    holding.wait(5)
+    started = time.monotonic()
+    with pytest.raises(GateClosed, match="other Clearout calls") as caught:
+        with gates.clearout("u", max_wait=0).call():
+            pass
+    waited = time.monotonic() - started
+    release.set()
+    worker.join()
+    assert caught.value.busy and 1.5 < waited < 4

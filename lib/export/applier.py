@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from collections.abc import Callable
 
+from lib import activity
 from lib.clevertap import MAX_UPLOAD_CONCURRENCY, BatchOutcome, CleverTapClient, CleverTapError, subscribe_body
 from lib.export.payloads import upload_body
 from lib.export.plan import METHOD_SUBSCRIBE
@@ -21,6 +22,7 @@ from lib.export.profiles import read_profiles
 from lib.export.readback import READ_BACK_SAMPLE, record_read_back
 from lib.export.runs import SUBSCRIBE_STATUS
 from lib.export.undo import undo_decision
+from lib.progress import StoreReporter, run_subject
 from lib.store import ExportRun, Store, utc_now
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,12 @@ class RunApplier:
         self._endpoint = "/1/subscribe" if self.run.method == METHOD_SUBSCRIBE else "/1/upload"
 
     def apply(self) -> ExportRun:
-        """Send what is left of the run; returns the run as the store then has it."""
+        """Send what is left of the run; returns the run as the store then has it. What it does (reading
+        state, sending, waits and retries) is kept for the pages (lib.progress, `run:<id>`)."""
+        with activity.reporting(StoreReporter(self.store, run_subject(self.run.id))):
+            return self._apply()
+
+    def _apply(self) -> ExportRun:
         if self.run.kind == "export":
             self._read_priors()
         pending = [b.batch_no for b in self.store.export_batches(self.run.id, states=("pending", "failed"))]
@@ -89,6 +96,7 @@ class RunApplier:
             return run
         if self.read_back_sample:
             # Before 'done', so a finished run always shows its check (pages stop polling at 'done').
+            activity.step("All sent: reading a sample back from CleverTap")
             try:
                 record_read_back(self.store, run, self.client, sample=self.read_back_sample)
             except CleverTapError as exc:
@@ -117,7 +125,8 @@ class RunApplier:
         else:
             changes = self.store.export_changes(self.run.id)
             todo = changes[changes["unsubscribe"].astype(bool) & changes["prior_msg_email"].isna()]
-            profiles = read_profiles(self.client, list(zip(todo["key_type"], todo["key_value"])))
+            profiles = read_profiles(self.client, list(zip(todo["key_type"], todo["key_value"])),
+                                     step="Reading each profile's subscription state from CleverTap before sending")
             self.store.set_change_priors(self.run.id, [
                 (int(r), None if p is None else p.msg_email) for r, p in zip(todo["row_no"], profiles)])
             state = f"read {len(todo):,} from CleverTap"
@@ -142,6 +151,8 @@ class RunApplier:
         """
         failure: str | None = None
         batches = iter(pending)
+        if pending:
+            activity.step("Checking profiles, then sending batches" if self.checks_first else "Sending batches")
         answered: queue.SimpleQueue[Future[_BatchResult | None]] = queue.SimpleQueue()
         outstanding = 0
         next_check = time.monotonic() + 0.5
@@ -156,7 +167,9 @@ class RunApplier:
                         batch_no = next(batches, None)
                         if batch_no is None:
                             break
-                        pool.submit(self._send_batch, self._prepare(batch_no)).add_done_callback(answered.put)
+                        # carry: the sender's retries and waits are told to this run's activity
+                        pool.submit(activity.carry(self._send_batch), self._prepare(batch_no)).add_done_callback(
+                            answered.put)
                         outstanding += 1
                     if not outstanding:
                         return failure
@@ -220,7 +233,9 @@ class RunApplier:
         try:
             if batch.rows is not None:
                 rows = batch.rows
-                profiles = read_profiles(self.client, [(r[1], r[2]) for r in rows])
+                profiles = read_profiles(self.client, [(r[1], r[2]) for r in rows],
+                                         step=f"Batch {batch_no + 1}: checking each profile in CleverTap before "
+                                              "re-subscribing")
                 decisions = [undo_decision(p, method=self.run.method, tag=self.run.policy.get("undo_tag", ""))
                              for p in profiles]
                 skipped = [(r[0], why) for r, why in zip(rows, decisions) if why is not None]

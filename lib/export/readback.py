@@ -62,7 +62,8 @@ def read_back(store: Store, run: ExportRun, client: CleverTapClient, *, sample: 
     wants = [_expected(run, bool(u), p) for u, p in zip(rows["unsubscribe"], rows["properties_json"].astype(object)
                                                        .where(rows["properties_json"].notna(), None))]
     keys = list(zip(rows["key_type"], rows["key_value"]))
-    checks = [_check(p, w) for p, w in zip(read_profiles(client, keys), wants)]
+    checks = [_check(p, w) for p, w in zip(read_profiles(client, keys, step="Reading a sample back from CleverTap"),
+                                           wants)]
     missing = [i for i, (_, ok) in enumerate(checks) if not ok]
     if missing:  # a write may take a moment to become readable
         http.sleep(READ_BACK_RETRY_S)

@@ -130,7 +130,7 @@ def preview_undo(store: Store, run_id: int, client: CleverTapClient | None, *,
     if client is not None and len(candidates):
         head = candidates.head(preview_max)
         keys = list(zip(head["key_type"].astype(str), head["key_value"].astype(str)))
-        profiles = read_profiles(client, keys)
+        profiles = read_profiles(client, keys, step="Reading each profile's current state from CleverTap")
         preview = tuple((key, value, undo_decision(p, method=run.method, tag=run.tag) or RESUBSCRIBE_DECISION)
                         for (key, value), p in zip(keys, profiles))
     return UndoPreview(run_id=run.id, counts=counts, candidates=len(candidates), preview=preview,

@@ -13,7 +13,8 @@ from lib.export.plan import METHOD_SUBSCRIBE, ExportPlan, confirmation_phrase
 from lib.export.undo import SKIP_NOT_FOUND, SKIP_OTHER
 from lib.figures import Metric, plural
 from lib.runtime import Clients, MissingSecretError
-from lib.store import Connection, ExportRun, Store
+from lib.progress import activity_line, run_subject
+from lib.store import Activity, Connection, ExportRun, Store
 
 
 def dashboard_help(region: str, *, undo: bool = False) -> str:
@@ -33,10 +34,23 @@ class RunStatus:
     processed: int
     unprocessed: int
     skipped: int
+    doing: Activity | None = None  # what the worker is doing for the run now (lib.progress)
 
     @property
     def fraction(self) -> float:
-        return self.batches_done / self.batches_total if self.batches_total else 0.0
+        """Batches done, and for a run that checks profiles first (undo), how far within the batch."""
+        if not self.batches_total:
+            return 0.0
+        within = 0.0
+        if (self.run.policy.get("check_before_write") and self.doing is not None and self.doing.total
+                and self.doing.done is not None and self.batches_done < self.batches_total):
+            within = min(1.0, self.doing.done / self.doing.total)
+        return min(1.0, (self.batches_done + within) / self.batches_total)
+
+    @property
+    def activity(self) -> str | None:
+        """The current step, a wait, retries, in words; None when nothing was reported."""
+        return activity_line(self.doing) if self.run.state in ExportRun.ACTIVE_STATES else None
 
     @property
     def waiting(self) -> str | None:
@@ -59,7 +73,8 @@ def run_status(store: Store, run_id: int) -> RunStatus:
     outcomes = store.export_outcome_counts(run_id)
     return RunStatus(run=store.export_run(run_id), batches_done=progress["batches_done"],
                      batches_total=progress["batches_total"], processed=progress["processed"],
-                     unprocessed=progress["unprocessed"], skipped=outcomes.get("skipped", 0))
+                     unprocessed=progress["unprocessed"], skipped=outcomes.get("skipped", 0),
+                     doing=store.activity(run_subject(run_id)))
 
 
 @dataclass(frozen=True)

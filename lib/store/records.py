@@ -278,3 +278,17 @@ class ActiveJobExists(StoreError):
 
 class DuplicateRun(StoreError):
     """An export run the store refuses: its plan was applied, its run undone, or its list is sending."""
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What a job's, run's or task's work is doing now (lib.activity), as the worker last wrote it."""
+    subject: str              # "job:12", "run:5", "task:9"
+    step: str | None          # what it does now, in words
+    done: int | None          # progress within the step
+    total: int | None
+    wait_until: float | None  # epoch seconds: the next call waits until then (rate limit, backoff)
+    wait_reason: str | None
+    retries: int              # calls retried so far
+    last_retry: str | None    # the latest, in words
+    updated_at: float

@@ -245,6 +245,23 @@ MIGRATIONS: tuple[str, ...] = (
                                          AND state IN ('planned', 'running'))
     BEGIN SELECT RAISE(ABORT, 'one active run per list and project'); END
     """,
+    # v5: what long work is doing now (lib.activity: a job's, run's or task's step, progress, waits and
+    # retries, for the pages), and where an export change's state before the run came from (`list`,
+    # `read` from CleverTap, `no_profile`: an address CleverTap has no profile for, so no state to read).
+    """
+    CREATE TABLE activity (
+        subject TEXT PRIMARY KEY,
+        step TEXT,
+        done INTEGER,
+        total INTEGER,
+        wait_until REAL,
+        wait_reason TEXT,
+        retries INTEGER NOT NULL DEFAULT 0,
+        last_retry TEXT,
+        updated_at REAL NOT NULL
+    );
+    ALTER TABLE export_changes ADD COLUMN prior_source TEXT
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -43,8 +43,12 @@ def run_panel(run_id: int, key: str, actor: str) -> None:
                 f"**{escape_md(run.connection_name)}** ({escape_md(run.account_id)}, {run.region}) · by "
                 f"{escape_md(run.actor)} · {timestamp(run.created_at)}")
     if run.state in ("planned", "running"):
-        st.progress(status.fraction, text=("All sent: reading a sample back from CleverTap… " if status.reading_back
-                                           else "Sending… ") + status.line)
+        # What the worker does now (reading state first, checking a batch, a rate-limit wait, retries),
+        # else the batch count alone: "Sending… 0 of 1 batches" said nothing for half a minute.
+        doing = escape_md(status.activity) if status.activity else (
+            "All sent: reading a sample back from CleverTap…" if status.reading_back else "Sending…")
+        st.progress(status.fraction, text=doing)
+        st.caption(status.line)
         if status.waiting:
             st.warning(status.waiting, icon=":material/key:")
             link("pages/connect.py", "Enter the passcode on Connect to resume")

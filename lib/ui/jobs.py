@@ -20,6 +20,8 @@ def job_rows(items: list[JobView], key_prefix: str) -> None:
             if view.job.state in ("uploading", "verifying", "downloading"):
                 left.progress(view.progress)
             (left.error if view.job.state == "failed" else left.caption)(escape_md(view.detail))
+            if view.activity:
+                left.caption(f":material/hourglass_top: {escape_md(view.activity)}")
             if view.needs_decision:
                 decide(view, left, key_prefix)
             if view.cancellable:

@@ -6,6 +6,7 @@ import streamlit as st
 from lib import audiences, lists
 from lib.connections import ConnectionView
 from lib.errors import UserError
+from lib.progress import activity_line, list_subject
 from lib.runtime import Runtime
 from lib.store import ListRecord
 from lib.ui import escape_md, link, timestamp
@@ -118,6 +119,8 @@ def pull_progress(rt: Runtime, pulling: list[ListRecord]) -> None:
         share = lists.progress(record)
         total = f" of {record.expected_rows:,}" if record.expected_rows is not None else ""
         st.progress(share or 0.0, text=f"Pulling **{escape_md(record.name)}**: {record.rows:,}{total} profiles")
+        if doing := activity_line(rt.store.activity(list_subject(record.id))):
+            st.caption(f":material/hourglass_top: {escape_md(doing)}")
 
 
 def list_table(records: list[ListRecord]) -> None:

@@ -5,8 +5,9 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from lib.progress import activity_line, task_subject
 from lib.store import Task
-from lib.ui import runtime
+from lib.ui import escape_md, runtime
 
 POLL_S = 1.0
 
@@ -34,7 +35,9 @@ def task_answer(key: str, waiting_text: str, show: Callable[[Task], None]) -> No
 
 @st.fragment(run_every=POLL_S)
 def _wait(task_id: int, waiting_text: str) -> None:
-    task = runtime().store.get_task(task_id)
+    store = runtime().store
+    task = store.get_task(task_id)
     if task is None or not task.is_open:
         st.rerun()
-    st.info(waiting_text, icon=":material/hourglass_top:")
+    doing = activity_line(store.activity(task_subject(task_id)))
+    st.info(waiting_text + (f"  \n{escape_md(doing)}" if doing else ""), icon=":material/hourglass_top:")

@@ -5,7 +5,8 @@ import time
 from dataclasses import dataclass
 
 from lib.figures import Metric, plural
-from lib.store import Store, VerificationJob
+from lib.progress import activity_line, job_subject
+from lib.store import Activity, Store, VerificationJob
 from lib.verification.balance import Balance
 from lib.verification.plan import UNFINISHED_STATES, VerificationPlan, credit_shortage
 from lib.verification.worker import TOKEN_MISSING
@@ -25,6 +26,7 @@ class JobView:
     progress: float    # 0..1, for a progress bar
     cancellable: bool
     decision: str | None = None  # what a person must decide before the job moves, in words
+    activity: str | None = None  # what the worker is doing for it now: its step, a wait, retries
 
     @property
     def needs_decision(self) -> bool:
@@ -35,8 +37,9 @@ def _credits(count: int) -> str:
     return plural(count, "credit")
 
 
-def describe(job: VerificationJob, list_name: str) -> JobView:
-    """How a job reads on a page: its state in words, credits spent and saved, its error."""
+def describe(job: VerificationJob, list_name: str, doing: Activity | None = None) -> JobView:
+    """How a job reads on a page: its state in words, credits spent and saved, its error, and (while
+    it runs) what the worker is doing for it (`doing`, lib.progress)."""
     label = STATE_LABELS.get(job.state, job.state)
     if job.state == "verifying":
         label += f" · {job.percent:.0f}%"
@@ -60,7 +63,8 @@ def describe(job: VerificationJob, list_name: str) -> JobView:
     if job.cancel_requested:
         progress = min(progress, job.percent / 100)
     return JobView(job=job, list_name=list_name, label=label, detail=detail, progress=progress,
-                   cancellable=not job.is_final and not job.cancel_requested, decision=decision)
+                   cancellable=not job.is_final and not job.cancel_requested, decision=decision,
+                   activity=None if job.is_final else activity_line(doing))
 
 
 def in_flight_text(job: VerificationJob, list_name: str) -> str:
@@ -89,7 +93,9 @@ def job_views(store: Store, mode: str, *, limit: int = 20, unfinished_only: bool
     states = UNFINISHED_STATES if unfinished_only else None
     jobs = store.list_jobs(mode=mode, states=states, limit=limit)
     names = {record.id: record.name for record in store.list_lists(mode)}
-    return [describe(job, names.get(job.list_id, f"list {job.list_id}")) for job in jobs]
+    doing = store.activities([job_subject(job.id) for job in jobs if not job.is_final])
+    return [describe(job, names.get(job.list_id, f"list {job.list_id}"), doing.get(job_subject(job.id)))
+            for job in jobs]
 
 
 def cancel(store: Store, job_id: int) -> VerificationJob | None:

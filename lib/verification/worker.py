@@ -20,7 +20,9 @@ from lib.clearout import (MAX_RUNNING_LISTS, ClearoutClient, ClearoutConcurrency
                           ClearoutError, ClearoutListUnavailableError, ClearoutNotCancellableError,
                           ClearoutRateLimitError, ClearoutRequestError, ClearoutServerError)
 from lib.columns import ClearoutColumnsError
+from lib import activity
 from lib.errors import UserError
+from lib.progress import StoreReporter, job_subject
 from lib.store import Store, VerificationJob, utc_now
 from lib.verification.plan import UPLOAD_FILE, member_mask, read_upload_file
 from lib.verification.start import prepare_job
@@ -39,6 +41,9 @@ CACHE_SLICE = 100_000
 TRANSIENT_ERRORS = (ClearoutConnectionError, ClearoutServerError, ClearoutRateLimitError)
 
 TOKEN_MISSING = "Jobs are waiting: enter your Clearout token on Connect to resume."
+# What a job's step does, as its row says it while the job is at it (lib.progress).
+STEP_WORDS = {"uploading": "Uploading the addresses to Clearout", "verifying": "Clearout is verifying",
+              "downloading": "Downloading the result from Clearout"}
 # A job's `attention`: an upload left and no answer was recorded; a person decides what happens next.
 UPLOAD_UNCERTAIN = "upload_uncertain"
 
@@ -73,6 +78,7 @@ class VerificationWorker:
         self.waiting_reason: str | None = None  # why jobs cannot move (no token)
         self._next_poll: dict[int, float] = {}
         self._transient: dict[int, int] = {}
+        self._reporters: dict[int, StoreReporter] = {}
 
     def release(self) -> None:
         """At a clean stop: hand the jobs over at once instead of at lease expiry."""
@@ -117,6 +123,15 @@ class VerificationWorker:
         return True
 
     def _advance(self, client: ClearoutClient, job: VerificationJob) -> None:
+        """One step of a job, its retries and rate-limit waits told to the pages (lib.progress)."""
+        reporter = self._reporters.get(job.id)
+        if reporter is None:
+            reporter = self._reporters[job.id] = StoreReporter(self.store, job_subject(job.id))
+        with activity.reporting(reporter):
+            self._step(client, job)
+
+    def _step(self, client: ClearoutClient, job: VerificationJob) -> None:
+        activity.step(STEP_WORDS.get(job.state, ""))
         try:
             if job.cancel_requested:
                 self._cancel(client, job)
@@ -315,6 +330,7 @@ class VerificationWorker:
         """A job ended: forget its pacing, and have the balance read again (credits may have been spent)."""
         self._next_poll.pop(job_id, None)
         self._transient.pop(job_id, None)
+        self._reporters.pop(job_id, None)
         self.store.want_balance(self.mode)
 
 

@@ -11,6 +11,7 @@ from lib.errors import UserError
 from lib.export.readback import record_read_back
 from lib.export.runs import connection_of, finished_run
 from lib.export.undo import preview_undo
+from lib.progress import task_subject, track
 from lib.pulls import count_audience
 from lib.runtime import Clients
 from lib.store import Store, Task
@@ -47,7 +48,8 @@ class TaskWorker:
         if task is None:
             return busy
         try:
-            result = self._answer(task)
+            with track(self.store, task_subject(task.id)):  # the page waiting for it says what it does
+                result = self._answer(task)
         except CleverTapError as exc:
             self.store.finish_task(task.id, error=error_message(exc))
         except UserError as exc:
