@@ -5,8 +5,6 @@ import io
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from lib import lists
