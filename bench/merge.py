@@ -168,9 +168,11 @@ def _page_figures(merged: pd.DataFrame) -> None:
 
 
 def write_verified_list(store: Store, listing: pd.DataFrame, verdicts: pd.DataFrame, *, name: str = "Bench list",
-                        mode: str = "sandbox", credits_spent: int | None = None) -> tuple[ListRecord, VerificationJob]:
+                        mode: str = "sandbox", credits_spent: int | None = None,
+                        merged: bool = True) -> tuple[ListRecord, VerificationJob]:
     """Store `listing` (key "Email") as a ready list with a done job whose verdicts are `verdicts`, as
-    Lists and Verify leave them (docs/architecture.md, data contracts). Returns the list and the job."""
+    Lists and Verify leave them (docs/architecture.md, data contracts), merged file included unless
+    `merged` is False. Returns the list and the job."""
     from lib.store import utc_now
 
     normalised = normalise_emails(listing["Email"])
@@ -191,6 +193,10 @@ def write_verified_list(store: Store, listing: pd.DataFrame, verdicts: pd.DataFr
     verdicts.to_parquet(store.job_verdicts_path(job.id), index=False)
     job = store.update_job(job.id, state="done", percent=100.0, finished_at=utc_now(),
                            credits_spent=new if credits_spent is None else credits_spent)
+    if merged:  # as the worker leaves a finished job
+        from lib.resultset import materialise
+
+        materialise(store, record, job)
     return record, job
 
 

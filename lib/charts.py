@@ -44,10 +44,10 @@ def _counts(values: pd.Series, blank: str = BLANK) -> pd.DataFrame:
     frame = pd.DataFrame({"label": labels, "rows": counts.to_numpy(dtype=np.int64)})
     frame = frame[frame["rows"] > 0]
     frame = pd.concat([frame[frame["label"] != blank], frame[frame["label"] == blank]], ignore_index=True)
-    return _with_share(frame, len(values))
+    return with_share(frame, len(values))
 
 
-def _with_share(frame: pd.DataFrame, total: int) -> pd.DataFrame:
+def with_share(frame: pd.DataFrame, total: int) -> pd.DataFrame:
     frame = frame.reset_index(drop=True)
     frame["share"] = 100.0 * frame["rows"] / total if total else 0.0
     return frame
@@ -85,7 +85,7 @@ def reason_counts(merged: pd.DataFrame, top: int = 12) -> pd.DataFrame:
     extra = [(OTHER_REASONS, int(rows[rest].sum())), (BLANK, int((codes < 0).sum()))]
     frame = pd.concat([frame, pd.DataFrame([{"label": label, "rows": n, "status": label}
                                             for label, n in extra if n])], ignore_index=True)
-    return _with_share(frame.astype({"rows": np.int64}), len(merged))
+    return with_share(frame.astype({"rows": np.int64}), len(merged))
 
 
 def flag_shares(merged: pd.DataFrame) -> pd.DataFrame:
@@ -94,7 +94,7 @@ def flag_shares(merged: pd.DataFrame) -> pd.DataFrame:
         "label": list(co.FLAG_COLUMNS),
         "rows": [int((merged[column] == co.YES).sum()) for column in co.FLAG_COLUMNS.values()],
     })
-    return _with_share(frame, len(merged))
+    return with_share(frame, len(merged))
 
 
 def domain_stats(merged: pd.DataFrame, by: str = co.DOMAIN, top: int = 10) -> pd.DataFrame:
@@ -110,7 +110,7 @@ def domain_stats(merged: pd.DataFrame, by: str = co.DOMAIN, top: int = 10) -> pd
     rows = per_outcome.sum(axis=1)
     order = sorted(range(len(uniques)), key=lambda i: (-rows[i], str(uniques[i])))[:top]
     frame = pd.DataFrame({"label": [str(uniques[i]) for i in order], "rows": rows[order].astype(np.int64)})
-    frame = _with_share(frame, len(merged))
+    frame = with_share(frame, len(merged))
     for position, word in enumerate(merge.OUTCOME_DTYPE.categories):
         if word != merge.NO_EMAIL:
             frame[word] = per_outcome[order, position].astype(np.int64)

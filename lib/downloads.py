@@ -1,21 +1,27 @@
-"""CSV and XLSX files of a verified list (whole or filtered), safe to open in a spreadsheet.
+"""CSV and XLSX files of a verified list (whole or filtered), written a batch at a time.
 
-Formula neutralisation (OWASP "CSV Injection"): a text cell or header starting with `=`, `+`, `-`,
-`@`, tab or carriage return is written with a leading `'`, so Excel, LibreOffice and Google Sheets
-show it as text instead of running it. That includes negative numbers and phone numbers stored as
-text ("-5", "+44 20 7946 0000"): a spreadsheet would evaluate them too (OWASP neutralises them
-alike), and a list's original columns are text. Number, date and yes/no columns are written as
-values and left alone, because a number cell cannot carry a formula.
+Two CSV flavours, named plainly on the page:
 
-Frames leaving through here must carry the 15 declared Clearout columns (lib.columns).
+* **for a spreadsheet** (`SPREADSHEET`): UTF-8 with a byte-order mark, so Excel reads "zoë" as
+  written, and formulas neutralised (OWASP "CSV Injection"): a text cell or header starting with `=`,
+  `+`, `-`, `@`, tab or carriage return gets a leading `'`, so Excel, LibreOffice and Google Sheets
+  show it as text instead of running it. That includes text such as "-5" or "+44 20 7946 0000",
+  which a spreadsheet would evaluate too;
+* **exact, for re-import** (`EXACT`): UTF-8 without a BOM, every value as it is (identifiers such as
+  CleverTap objectIds starting with "-" stay matchable).
+
+XLSX cells are typed: text is written as a string cell, which no spreadsheet runs as a formula, so
+XLSX needs no apostrophe and gets none. Number, date and yes/no columns are written as values.
+
+The writers take Arrow record batches (from the engine, lib.resultset.batches), so a ten-million-row
+download streams with flat memory; the pandas entry points wrap a frame into batches.
 """
 from __future__ import annotations
 
 import io
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,11 +32,13 @@ from lib import columns as co
 
 from lib.errors import UserError
 
+SPREADSHEET, EXACT = "spreadsheet", "exact"
+FLAVOURS = (SPREADSHEET, EXACT)
+BOM = "\ufeff".encode()
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 EXCEL_MAX_DATA_ROWS = 1_048_575  # 1,048,576 rows per sheet, one of them the header
 EXCEL_MAX_COLUMNS = 16_384
-_CSV_CHUNK_ROWS = 100_000  # convert and write in slices so a 1M-row file never exists twice in memory
-_XLSX_CHUNK_ROWS = 20_000
+_CHUNK_ROWS = 100_000  # a pandas frame goes out in slices: a 1M-row file never exists twice in memory
 _TEXT = pa.large_string()
 _TRIGGERS = pa.array(FORMULA_TRIGGERS, _TEXT)
 _QUOTE = pa.scalar("'", _TEXT)
@@ -46,7 +54,7 @@ class TooManyRowsForExcel(DownloadError):
 
 
 def neutralise_text(value: str) -> str:
-    """One cell or header as it is written: a leading `'` when a spreadsheet would run it as a formula."""
+    """One cell or header as a spreadsheet CSV writes it: a leading `'` when it would run as a formula."""
     return "'" + value if value[:1] in FORMULA_TRIGGERS else value
 
 
@@ -57,65 +65,21 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def to_csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The frame as UTF-8 CSV (header row, no index), neutralised.
-
-    Raises:
-        lib.columns.ClearoutColumnsError: a declared Clearout column is missing or malformed.
-    """
-    sink = io.BytesIO()
-    _write_csv(frame, sink)
-    return sink.getvalue()
+def _cell_values(values: pd.Series) -> pd.Series:
+    """A column as a spreadsheet CSV writes it: text neutralised (as string[pyarrow]), anything else unchanged."""
+    if _is_number(values.dtype) or isinstance(values.dtype, pd.DatetimeTZDtype) or \
+            pd.api.types.is_datetime64_dtype(values.dtype):
+        return values
+    text = pa.chunked_array([_neutralise(_text(pa.array(values.astype("string[pyarrow]").array)))])
+    return pd.Series(pd.arrays.ArrowStringArray(text), index=values.index, name=values.name)
 
 
-def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
-    """`to_csv_bytes` streamed to a file, for lists too big to hold twice in memory. Returns the path."""
-    path = Path(path)
-    with path.open("wb") as sink:
-        _write_csv(frame, sink)
-    return path
+def _is_number(dtype: Any) -> bool:
+    return bool(pd.api.types.is_bool_dtype(dtype) or (pd.api.types.is_numeric_dtype(dtype)
+                                                      and not isinstance(dtype, pd.CategoricalDtype)))
 
 
-def to_xlsx_bytes(frame: pd.DataFrame, sheet_name: str = "Verified") -> bytes:
-    """The frame as one XLSX sheet (bold frozen header, filters), neutralised; dates as real dates.
-
-    Slow for big lists: XlsxWriter is pure Python, about 9,000 rows of 26 columns a second here
-    (a 1,000,000-row list takes about 2 minutes), so offer CSV first for large lists.
-
-    Raises:
-        TooManyRowsForExcel: more than 1,048,575 rows or 16,384 columns (Excel's sheet limits).
-        lib.columns.ClearoutColumnsError: a declared Clearout column is missing or malformed.
-    """
-    check_declared(frame)
-    rows, width = frame.shape
-    if rows > EXCEL_MAX_DATA_ROWS or width > EXCEL_MAX_COLUMNS:
-        raise TooManyRowsForExcel(
-            f"This file has {rows:,} rows and {width:,} columns; an Excel sheet holds at most "
-            f"{EXCEL_MAX_DATA_ROWS:,} rows below the header and {EXCEL_MAX_COLUMNS:,} columns. "
-            "Download it as CSV, or filter it to fewer rows.")
-    sink = io.BytesIO()
-    # constant_memory writes row by row through temporary files instead of holding every cell;
-    # strings_to_* off: text stays text (no formulas, links or numbers guessed from it).
-    workbook = xlsxwriter.Workbook(sink, {
-        "constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
-        "strings_to_numbers": False, "default_date_format": "yyyy-mm-dd hh:mm:ss"})
-    sheet = workbook.add_worksheet(sheet_name[:31])
-    header = workbook.add_format({"bold": True, "bg_color": "#EEEEEE", "bottom": 1})
-    for position, name in enumerate(frame.columns):
-        title = neutralise_text(str(name))
-        sheet.set_column(position, position, min(max(len(title) + 2, 10), 40))
-        sheet.write_string(0, position, title, header)
-    sheet.freeze_panes(1, 0)
-    sheet.autofilter(0, 0, rows, max(width - 1, 0))
-    for start in range(0, rows, _XLSX_CHUNK_ROWS):
-        # Python cell values for a slice at a time: a whole 1M-row list as objects would take gigabytes.
-        part = frame.iloc[start:start + _XLSX_CHUNK_ROWS]
-        columns = [_xlsx_values(part.iloc[:, i]) for i in range(width)]
-        for number, values in enumerate(zip(*columns), start=start + 1):
-            sheet.write_row(number, 0, values)
-    workbook.close()
-    return sink.getvalue()
-
+# ---- pandas entry points ---------------------------------------------------------------------------
 
 def check_declared(frame: pd.DataFrame) -> None:
     """Raise ClearoutColumnsError unless the 15 Clearout columns are present with declared values."""
@@ -127,78 +91,152 @@ def check_declared(frame: pd.DataFrame) -> None:
         co.conform_clearout_columns(frame[list(co.CLEAROUT_COLUMN_NAMES)])
 
 
+def frame_batches(frame: pd.DataFrame) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """A frame as Arrow batches of at most _CHUNK_ROWS rows (positional: duplicate names survive)."""
+    names = [str(name) for name in frame.columns]
+    plain = frame.set_axis(range(frame.shape[1]), axis=1).reset_index(drop=True)
+    schema = pa.Schema.from_pandas(plain.iloc[:0], preserve_index=False)
+    schema = pa.schema([pa.field(name, field.type) for name, field in zip(names, schema)])
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for start in range(0, len(plain), _CHUNK_ROWS):
+            part = pa.RecordBatch.from_pandas(plain.iloc[start:start + _CHUNK_ROWS], preserve_index=False)
+            yield pa.RecordBatch.from_arrays(part.columns, schema=schema)
+    return schema, batches()
+
+
+def to_csv_bytes(frame: pd.DataFrame, flavour: str = SPREADSHEET) -> bytes:
+    """The frame as a CSV file of `flavour` (header row, no index).
+
+    Raises:
+        lib.columns.ClearoutColumnsError: a declared Clearout column is missing or malformed.
+    """
+    check_declared(frame)
+    schema, batches = frame_batches(frame)
+    return b"".join(csv_chunks(schema, batches, flavour=flavour))
+
+
+def to_xlsx_bytes(frame: pd.DataFrame, sheet_name: str = "Verified") -> bytes:
+    """The frame as one XLSX sheet (see write_xlsx).
+
+    Raises:
+        TooManyRowsForExcel: more than 1,048,575 rows or 16,384 columns (Excel's sheet limits).
+        lib.columns.ClearoutColumnsError: a declared Clearout column is missing or malformed.
+    """
+    check_declared(frame)
+    check_fits_excel(len(frame), frame.shape[1])
+    schema, batches = frame_batches(frame)
+    sink = io.BytesIO()
+    write_xlsx(schema, batches, sink, rows=len(frame), sheet_name=sheet_name)
+    return sink.getvalue()
+
+
+def check_fits_excel(rows: int, width: int) -> None:
+    """Raise TooManyRowsForExcel when a file of this shape does not fit one sheet."""
+    if rows > EXCEL_MAX_DATA_ROWS or width > EXCEL_MAX_COLUMNS:
+        raise TooManyRowsForExcel(
+            f"This file has {rows:,} rows and {width:,} columns; an Excel sheet holds at most "
+            f"{EXCEL_MAX_DATA_ROWS:,} rows below the header and {EXCEL_MAX_COLUMNS:,} columns. "
+            "Download it as CSV, or filter it to fewer rows.")
+
+
 # ---- CSV ------------------------------------------------------------------------------------------
 
-def _write_csv(frame: pd.DataFrame, sink: BinaryIO) -> None:
-    check_declared(frame)
-    names = [neutralise_text(str(name)) for name in frame.columns]
-    schema = pa.schema([pa.field(name, _arrow_type(frame.iloc[:, i])) for i, name in enumerate(names)])
-    options = pacsv.WriteOptions(include_header=True, quoting_style="needed")
-    with pacsv.CSVWriter(sink, schema, write_options=options) as writer:
-        for start in range(0, len(frame), _CSV_CHUNK_ROWS):
-            part = frame.iloc[start:start + _CSV_CHUNK_ROWS]
-            arrays = [_arrow_values(part.iloc[:, i]).cast(schema.field(i).type) for i in range(part.shape[1])]
-            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+def csv_chunks(schema: pa.Schema, batches: Iterable[pa.RecordBatch], *, flavour: str = SPREADSHEET
+               ) -> Iterator[bytes]:
+    """A CSV file as a stream of byte chunks (one per batch, the header first)."""
+    if flavour not in FLAVOURS:
+        raise ValueError(f"unknown CSV flavour {flavour!r}")
+    safe = flavour == SPREADSHEET
+    names = [neutralise_text(f.name) if safe else f.name for f in schema]
+    out_schema = pa.schema([pa.field(name, _csv_type(f.type)) for name, f in zip(names, schema)])
+    buffer = io.BytesIO()
+    if safe:
+        buffer.write(BOM)
+    with pacsv.CSVWriter(buffer, out_schema, write_options=pacsv.WriteOptions(quoting_style="needed")) as writer:
+        yield _drain(buffer)
+        for batch in batches:
+            columns = [_csv_values(batch.column(i), safe=safe) for i in range(batch.num_columns)]
+            writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=out_schema))
+            yield _drain(buffer)
+    yield _drain(buffer)
 
 
-def _arrow_type(values: pd.Series) -> pa.DataType:
-    """The CSV type of a column: numbers and booleans as themselves, everything else text."""
-    dtype = values.dtype
-    if pd.api.types.is_bool_dtype(dtype) or (pd.api.types.is_numeric_dtype(dtype)
-                                             and not isinstance(dtype, pd.CategoricalDtype)):
-        return pa.array(values.iloc[:0]).type
-    return _TEXT
+def _drain(buffer: io.BytesIO) -> bytes:
+    data = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return data
 
 
-def _arrow_values(values: pd.Series) -> pa.Array | pa.ChunkedArray:
-    if _arrow_type(values) != _TEXT:
-        return pa.array(values)
-    return _neutralise(_arrow_text(values))
+def _csv_type(kind: pa.DataType) -> pa.DataType:
+    """Numbers and booleans stay themselves in a CSV; everything else is written as text."""
+    return kind if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind) else _TEXT
 
 
-def _arrow_text(values: pd.Series) -> pa.Array | pa.ChunkedArray:
-    """Any column as Arrow text: dates as "YYYY-MM-DD HH:MM:SS" UTC, categories decoded, objects stringified."""
-    if _is_datetime(values):
-        # A cast, not strftime: the same text at a thirtieth of the cost.
-        seconds = pc.cast(pa.array(_naive_utc(values)), pa.timestamp("s"), safe=False)  # whole seconds
+def _csv_values(values: pa.Array, *, safe: bool) -> pa.Array:
+    if _csv_type(values.type) != _TEXT:
+        return values
+    text = _text(values)
+    return _neutralise(text) if safe else text
+
+
+def _text(values: pa.Array) -> pa.Array:
+    """Any column as Arrow text: dates as "YYYY-MM-DD HH:MM:SS" UTC, categories decoded."""
+    kind = values.type
+    if pa.types.is_dictionary(kind):
+        return _text(values.dictionary_decode())
+    if pa.types.is_timestamp(kind):
+        # A cast, not strftime: the same text at a thirtieth of the cost. Arrow keeps UTC instants,
+        # so dropping the zone leaves UTC wall time.
+        seconds = pc.cast(values.cast(pa.timestamp(kind.unit)), pa.timestamp("s"), safe=False)
         return pc.cast(seconds, _TEXT)
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        return pa.array(values).cast(_TEXT)
-    if not isinstance(values.dtype, pd.StringDtype):
-        values = values.astype("string[pyarrow]")
-    return pa.array(values.array).cast(_TEXT)
+    return pc.cast(values, _TEXT)
 
 
-def _is_datetime(values: pd.Series) -> bool:
-    return isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype)
-
-
-def _naive_utc(values: pd.Series) -> pd.Series:
-    return values.dt.tz_convert("UTC").dt.tz_localize(None) if values.dt.tz is not None else values
-
-
-def _neutralise(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+def _neutralise(text: pa.Array) -> pa.Array:
     risky = pc.is_in(pc.utf8_slice_codeunits(text, 0, 1), value_set=_TRIGGERS)
     return pc.if_else(risky, pc.binary_join_element_wise(_QUOTE, text, _EMPTY), text)
 
 
-def _cell_values(values: pd.Series) -> pd.Series:
-    """A column as written: text neutralised (as string[pyarrow]), anything else unchanged."""
-    if _arrow_type(values) != _TEXT or _is_datetime(values):
-        return values
-    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array(_neutralise(_arrow_text(values)))),
-                     index=values.index, name=values.name)
-
-
 # ---- XLSX -----------------------------------------------------------------------------------------
 
-def _xlsx_values(values: pd.Series) -> list[Any]:
-    """One column as Python cell values: None for blanks, datetimes naive UTC, text neutralised."""
-    if _is_datetime(values):
-        stamps = _naive_utc(values).astype("datetime64[us]").to_numpy().astype(object)  # datetime or None
-        return [None if pd.isna(v) else v for v in stamps]
-    if _arrow_type(values) != _TEXT:
-        numbers = values.astype(object).where(values.notna(), None)
-        return [v.item() if isinstance(v, np.generic) else v for v in numbers.tolist()]
-    cells: list[Any] = pa.chunked_array(_neutralise(_arrow_text(values))).to_pylist()
-    return cells
+def write_xlsx(schema: pa.Schema, batches: Iterable[pa.RecordBatch], sink: BinaryIO | str, *, rows: int,
+               sheet_name: str = "Verified") -> None:
+    """One XLSX sheet (bold frozen header, filters); text as string cells, dates as real dates.
+
+    Slow for big lists: XlsxWriter is pure Python, about 9,000 rows of 26 columns a second here
+    (a 1,000,000-row list takes about 2 minutes), so the page offers CSV first for large lists.
+    """
+    check_fits_excel(rows, len(schema))
+    # constant_memory writes row by row through temporary files instead of holding every cell;
+    # strings_to_* off: text stays text (no formulas, links or numbers guessed from it).
+    workbook = xlsxwriter.Workbook(sink, {
+        "constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
+        "strings_to_numbers": False, "default_date_format": "yyyy-mm-dd hh:mm:ss"})
+    sheet = workbook.add_worksheet(sheet_name[:31])
+    header = workbook.add_format({"bold": True, "bg_color": "#EEEEEE", "bottom": 1})
+    for position, field in enumerate(schema):
+        sheet.set_column(position, position, min(max(len(field.name) + 2, 10), 40))
+        sheet.write_string(0, position, field.name, header)
+    sheet.freeze_panes(1, 0)
+    sheet.autofilter(0, 0, rows, max(len(schema) - 1, 0))
+    number = 1
+    for batch in batches:
+        columns = [_xlsx_values(batch.column(i)) for i in range(batch.num_columns)]
+        for values in zip(*columns):
+            sheet.write_row(number, 0, values)
+            number += 1
+    workbook.close()
+
+
+def _xlsx_values(values: pa.Array) -> list[Any]:
+    """One column as Python cell values: None for blanks, datetimes naive UTC, text as text."""
+    kind = values.type
+    if pa.types.is_dictionary(kind):
+        return _xlsx_values(values.dictionary_decode())
+    if pa.types.is_timestamp(kind):
+        return values.cast(pa.timestamp("us")).to_pylist()  # type: ignore[no-any-return]
+    if _csv_type(kind) != _TEXT:
+        return values.to_pylist()  # type: ignore[no-any-return]
+    return pc.cast(values, _TEXT).to_pylist()  # type: ignore[no-any-return]

@@ -10,9 +10,11 @@ A connection is cheap and not thread-safe: every operation opens its own and clo
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -35,11 +37,29 @@ def connect(data_dir: Path, *, memory_limit: str = MEMORY_LIMIT) -> Iterator[duc
         con.close()
 
 
+def one_row(con: duckdb.DuckDBPyConnection, sql: str, args: Sequence[Any] = ()) -> tuple[Any, ...]:
+    """The single row of a query. fetchall, not fetchone: DuckDB refuses further work on a connection
+    whose last result was not read to the end."""
+    rows = con.execute(sql, list(args)).fetchall()
+    return tuple(rows[0]) if rows else ()
+
+
+def partial(path: Path) -> Path:
+    """A private name beside `path` to write it under before renaming it into place: two processes
+    writing the same file at once each rename a whole one (the same content; the last one stays)."""
+    return path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
+
+
 def quote(name: str) -> str:
     """A column name as a DuckDB identifier (list headers can hold anything, quotes included)."""
     return '"' + name.replace('"', '""') + '"'
 
 
+def literal(path: Path) -> str:
+    """A path inside a SQL string literal (quotes doubled)."""
+    return str(path).replace("'", "''")
+
+
 def parquet(path: Path) -> str:
     """A Parquet file as a DuckDB table expression (the path as a string literal)."""
-    return "read_parquet('" + str(path).replace("'", "''") + "')"
+    return f"read_parquet('{literal(path)}')"

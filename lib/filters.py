@@ -23,11 +23,7 @@ def filter_rows(merged: pd.DataFrame, *, statuses: tuple[str, ...] | list[str] =
     Raises:
         ValueError: a status, safe-to-send word or flag name that does not exist (a typo, not "no rows").
     """
-    _check_words(statuses, co.STATUS_DTYPE, "status")
-    _check_words(safe_to_send, co.SAFE_TO_SEND_DTYPE, "safe-to-send value")
-    unknown_flags = sorted(set(flags) - set(co.FLAG_COLUMNS))
-    if unknown_flags:
-        raise ValueError(f"Unknown flag(s): {', '.join(unknown_flags)}; choose from {', '.join(co.FLAG_COLUMNS)}.")
+    check_selection(Selection(statuses=tuple(statuses), safe_to_send=tuple(safe_to_send), flags=tuple(flags)))
     keep = np.ones(len(merged), dtype=bool)
     if statuses:
         keep &= merged[co.STATUS].isin(statuses).to_numpy()
@@ -44,6 +40,16 @@ def filter_rows(merged: pd.DataFrame, *, statuses: tuple[str, ...] | list[str] =
         wanted = [str(d).strip().lower() for d in domains]
         keep &= merged[co.DOMAIN].str.lower().isin(wanted).fillna(False).to_numpy(dtype=bool)
     return merged[keep]
+
+
+def check_selection(selection: Selection) -> None:
+    """Raise ValueError for a status, safe-to-send word or flag name that does not exist (a typo, not
+    "no rows")."""
+    _check_words(selection.statuses, co.STATUS_DTYPE, "status")
+    _check_words(selection.safe_to_send, co.SAFE_TO_SEND_DTYPE, "safe-to-send value")
+    unknown_flags = sorted(set(selection.flags) - set(co.FLAG_COLUMNS))
+    if unknown_flags:
+        raise ValueError(f"Unknown flag(s): {', '.join(unknown_flags)}; choose from {', '.join(co.FLAG_COLUMNS)}.")
 
 
 def _check_words(values: tuple[str, ...] | list[str], dtype: pd.CategoricalDtype, what: str) -> None:

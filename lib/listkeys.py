@@ -52,7 +52,7 @@ def valid(keys: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
 def write_keys(list_path: Path, email_column: str, keys_path: Path, *, data_dir: Path,
                batch_rows: int = BATCH_ROWS) -> EmailStats:
     """Write the keys of a list file, a batch at a time, and return its address statistics."""
-    partial = keys_path.with_suffix(".part")
+    partial = engine.partial(keys_path)
     rows = 0
     with pq.ParquetWriter(partial, KEYS_SCHEMA) as writer:
         for batch in pq.ParquetFile(list_path).iter_batches(batch_size=batch_rows, columns=[email_column]):
@@ -67,10 +67,9 @@ def write_keys(list_path: Path, email_column: str, keys_path: Path, *, data_dir:
 def stats(keys_path: Path, *, data_dir: Path) -> EmailStats:
     """Rows, valid and missing addresses, and distinct valid ones, counted by the engine."""
     with engine.connect(data_dir) as con:
-        found = con.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE valid), count(*) FILTER (WHERE key IS NULL), "
-            f"count(DISTINCT key) FILTER (WHERE valid) FROM {engine.parquet(keys_path)}").fetchone()
-    assert found is not None
+        found = engine.one_row(
+            con, f"SELECT count(*), count(*) FILTER (WHERE valid), count(*) FILTER (WHERE key IS NULL), "
+                 f"count(DISTINCT key) FILTER (WHERE valid) FROM {engine.parquet(keys_path)}")
     rows, valid_count, missing, unique = (int(v or 0) for v in found)
     return EmailStats(rows=rows, valid_emails=valid_count, unique_emails=unique, duplicates=valid_count - unique,
                       missing_emails=missing)

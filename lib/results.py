@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
-import pandas as pd
 import plotly.graph_objects as go
 
-from lib import charts, downloads, merge
-from lib import columns as co
+from lib import charts, downloads, resultset, resultstats
 from lib.errors import UserError
 from lib.figures import Metric
-from lib.filters import FilterOptions, filter_options
-from lib.store import ListRecord, Store, VerificationJob
+from lib.filters import Selection
+from lib.listkeys import ensure_keys
+from lib.resultset import Rows
+from lib.resultstats import Summary
+from lib.store import ListRecord, Store, Task, VerificationJob
+
+MERGE_TASK = "merge_results"
 
 PREVIEW_ROWS = 1_000  # the browser never receives more rows than this
 XLSX_ROWS_PER_SECOND = 9_000  # lib.downloads: XlsxWriter's pace on this machine
@@ -58,18 +62,16 @@ def default_index(verified: list[VerifiedList], wanted_list_id: int | None) -> i
 
 
 def version(store: Store, item: VerifiedList) -> str:
-    """Changes whenever the files behind the merged frame do.
+    """Changes whenever the merged file does.
 
     Part of the cache key beside the ids, because SQLite reuses the ids of deleted rows: a new list
-    can get the id of a deleted one, and must not be shown the old one's cached rows.
+    can get the id of a deleted one, and must not be shown the old one's cached figures.
     """
-    stamps = []
-    for path in (store.list_path(item.record.id), store.job_verdicts_path(item.job.id)):
-        try:
-            stamps.append(str(path.stat().st_mtime_ns))
-        except FileNotFoundError:
-            stamps.append("missing")
-    return f"{item.record.created_at}|{item.job.created_at}|{'|'.join(stamps)}"
+    try:
+        stamp = str(resultset.merged_path(store, item.job.id).stat().st_mtime_ns)
+    except FileNotFoundError:
+        stamp = "missing"
+    return f"{item.record.created_at}|{item.job.created_at}|{stamp}"
 
 
 def cache_key(store: Store, item: VerifiedList) -> tuple[str, int, int, str]:
@@ -77,60 +79,50 @@ def cache_key(store: Store, item: VerifiedList) -> tuple[str, int, int, str]:
     return str(store.data_dir), item.record.id, item.job.id, version(store, item)
 
 
-def load_merged(store: Store, list_id: int, job_id: int) -> pd.DataFrame:
-    """The list's rows, in their original order, with the job's Clearout columns appended.
+def merged_file(store: Store, item: VerifiedList) -> Path | None:
+    """The merged file of a verified list, or None while the worker has not written it (a job
+    finished before merged files existed, or the file was removed)."""
+    path = resultset.merged_path(store, item.job.id)
+    return path if path.exists() else None
+
+
+def request_merge(store: Store, mode: str, item: VerifiedList, *, requested_by: str = "") -> Task:
+    """Ask the worker to write the merged file; two sessions asking get the same task."""
+    return store.request_task(kind=MERGE_TASK, mode=mode, args={"list_id": item.record.id, "job_id": item.job.id},
+                              requested_by=requested_by, dedupe_key=f"{MERGE_TASK}:{item.job.id}")
+
+
+def merge_now(store: Store, list_id: int, job_id: int) -> Path:
+    """In the worker: write the merged file of a done job.
 
     Raises:
-        ResultsError: the list or job is gone, a file is missing, or the verdicts do not fit the list.
+        ResultsError: the list or job is gone, or a file behind it is missing.
     """
     record, job = store.get_list(list_id), store.get_job(job_id)
-    if record is None or job is None or job.list_id != list_id:
+    if record is None or job is None or job.list_id != list_id or job.state != "done":
         raise ResultsError("This list or its verification is gone: pick another list.")
     if not record.email_column:
         raise ResultsError(f"{record.name} has no email column to match verdicts on.")
-    rows_path, verdicts_path = store.list_path(list_id), store.job_verdicts_path(job_id)
-    for path, what in ((rows_path, "rows"), (verdicts_path, "verification result")):
+    for path, what in ((store.list_path(list_id), "rows"), (store.job_verdicts_path(job_id), "verification result")):
         if not path.exists():
             raise ResultsError(f"The {what} file of {record.name} is missing ({path.name}): verify the list again.")
-    rows = pd.read_parquet(rows_path)
-    verdicts = pd.read_parquet(verdicts_path)
-    try:
-        return merge.append_verdicts(rows, record.email_column, verdicts)
-    except (merge.MergeError, co.ClearoutColumnsError) as exc:
-        raise ResultsError(f"The verification result of {record.name} cannot be joined to its rows: {exc}") from None
+    return resultset.materialise(store, record, job)
 
 
-@dataclass(frozen=True)
-class Summary:
-    """Everything drawn from a merged list except the preview: small, cheap to cache and copy."""
-    figures: merge.KeyFigures
-    credits_spent: int | None
-    cached: int
-    syntax_invalid: int
-    status: pd.DataFrame
-    safe_to_send: pd.DataFrame
-    reasons: pd.DataFrame
-    flags: pd.DataFrame
-    domains: pd.DataFrame
-    providers: pd.DataFrame
-    sources: pd.DataFrame
-    options: FilterOptions
-
-    @property
-    def credits_saved(self) -> int:
-        """Addresses that needed no credit: answered from the cache or failed the syntax check."""
-        return self.cached + self.syntax_invalid
+def summarise(store: Store, item: VerifiedList) -> Summary:
+    """Key figures, chart aggregations and filter options of a verified list's merged file."""
+    path = merged_file(store, item)
+    if path is None:
+        raise ResultsError(f"The results of {item.record.name} are not ready yet.")
+    return resultstats.summarise(store, path, ensure_keys(store, item.record), item.job)
 
 
-def summarise(merged: pd.DataFrame, email_column: str, job: VerificationJob) -> Summary:
-    """Key figures, chart aggregations and filter options of a merged list; credits from the job record."""
-    return Summary(
-        figures=merge.key_figures(merged, email_column), credits_spent=job.credits_spent,
-        cached=job.cached, syntax_invalid=job.syntax_invalid,
-        status=charts.status_counts(merged), safe_to_send=charts.safe_to_send_counts(merged),
-        reasons=charts.reason_counts(merged), flags=charts.flag_shares(merged),
-        domains=charts.domain_stats(merged, by=co.DOMAIN), providers=charts.domain_stats(merged, by=co.SMTP_PROVIDER),
-        sources=charts.source_counts(merged), options=filter_options(merged))
+def matching_rows(store: Store, item: VerifiedList, selection: Selection, limit: int = PREVIEW_ROWS) -> Rows:
+    """How many rows match the filters, and the first `limit` of them: all the browser gets to see."""
+    path = merged_file(store, item)
+    if path is None:
+        raise ResultsError(f"The results of {item.record.name} are not ready yet.")
+    return resultset.rows(store, path, selection, limit)
 
 
 def key_metrics(summary: Summary) -> list[Metric]:
@@ -173,11 +165,6 @@ def figures(summary: Summary) -> tuple[go.Figure, ...]:
             charts.reason_chart(summary.reasons))
 
 
-def preview(matching: pd.DataFrame, limit: int = PREVIEW_ROWS) -> pd.DataFrame:
-    """The first `limit` matching rows: all the browser gets to see."""
-    return matching.head(limit)
-
-
 def match_text(matching: int, total: int, limit: int = PREVIEW_ROWS) -> str:
     """How many rows the filters match and how many the preview shows, e.g.
     "12,345 of 1,000,000 rows match; showing the first 1,000." """
@@ -189,30 +176,45 @@ def match_text(matching: int, total: int, limit: int = PREVIEW_ROWS) -> str:
     return f"{head}; showing {'it' if matching == 1 else f'all {matching:,}'}."
 
 
-def file_name(list_name: str, extension: str, *, filtered: bool = False) -> str:
-    """`<list name>_clearout_results[_filtered].<extension>`, safe on every operating system."""
+def file_name(list_name: str, extension: str, *, filtered: bool = False, exact: bool = False) -> str:
+    """`<list name>_clearout_results[_filtered][_exact].<extension>`, safe on every operating system."""
     # Characters Windows or a shell would choke on, and spaces, become one underscore per run.
     stem = re.sub(r'[\s\\/:*?"<>|\x00-\x1f]+', "_", list_name).strip("._")[:100] or "list"
-    return f"{stem}_clearout_results{'_filtered' if filtered else ''}.{extension}"
+    return f"{stem}_clearout_results{'_filtered' if filtered else ''}{'_exact' if exact else ''}.{extension}"
 
 
-def xlsx_refusal(frame: pd.DataFrame) -> str | None:
-    """lib.downloads' message when `frame` does not fit one Excel sheet, else None (nothing is written)."""
-    if len(frame) <= downloads.EXCEL_MAX_DATA_ROWS and frame.shape[1] <= downloads.EXCEL_MAX_COLUMNS:
-        return None
-    try:
-        downloads.to_xlsx_bytes(frame)  # refuses on the shape before writing anything
-    except downloads.TooManyRowsForExcel as exc:
-        return str(exc)
-    return None  # pragma: no cover - the shape check above mirrors the lib's
+# (format, CSV flavour) in the order the page offers them.
+DOWNLOAD_CHOICES = (("csv", downloads.SPREADSHEET), ("csv", downloads.EXACT), ("xlsx", downloads.SPREADSHEET))
+
+
+def download_label(file_format: str, flavour: str, rows: int) -> tuple[str, str]:
+    """A download's button label and its help text, in plain words."""
+    if file_format == "xlsx":
+        return (f"Excel file ({rows:,} rows)", "One sheet with a filter row; dates are real dates. Text stays text: "
+                                               "nothing in it runs as a formula.")
+    if flavour == downloads.EXACT:
+        return (f"CSV, exact ({rows:,} rows)", "Every value exactly as it is, for loading back into CleverTap or "
+                                               "another tool. Opened in a spreadsheet, cells such as \"=1+1\" or "
+                                               "\"-5\" may run as formulas.")
+    return (f"CSV for a spreadsheet ({rows:,} rows)", "For Excel, Numbers or Google Sheets: accented letters "
+                                                      "show right, and a cell that would run as a formula (it starts "
+                                                      "with =, +, -, @) gets a leading apostrophe.")
+
+
+def download_refusal(file_format: str, rows: int) -> str | None:
+    """Why a download cannot be offered (Excel's sheet limit), else None."""
+    if file_format == "xlsx" and rows > downloads.EXCEL_MAX_DATA_ROWS:
+        return (f"Excel holds at most {downloads.EXCEL_MAX_DATA_ROWS:,} rows on a sheet; these are {rows:,}. "
+                "Download a CSV, or filter to fewer rows.")
+    return None
 
 
 def xlsx_wait_text(rows: int) -> str | None:
-    """A warning for Excel files that take a while to write, else None."""
-    if rows <= XLSX_SLOW_ROWS:
+    """A note for Excel files that take a while to write, else None."""
+    if rows <= XLSX_SLOW_ROWS or rows > downloads.EXCEL_MAX_DATA_ROWS:
         return None
     seconds = rows / XLSX_ROWS_PER_SECOND
     wait = f"about {seconds / 60:.0f} minute{'s' if seconds >= 90 else ''}" if seconds >= 60 else \
         f"about {seconds:.0f} seconds"
-    return (f"An Excel file of {rows:,} rows takes {wait} to write, and this page waits meanwhile. "
-            "CSV holds the same data and is ready in seconds.")
+    return (f"An Excel file of {rows:,} rows takes {wait} to write before your browser receives it. "
+            "A CSV holds the same data and starts at once.")

@@ -1,8 +1,9 @@
 """`python -m lib.serve [streamlit options]`: everything the app needs, started and stopped together.
 
 In sandbox mode the sandbox server (`python -m lib.sandbox`, its state in DATA_DIR/sandbox), then
-the worker process (`python -m lib.worker`), then Streamlit (`streamlit run app.py` with the given
-options). A worker that dies is started again (after a pause that grows while it keeps dying); so
+the worker process (`python -m lib.worker`), then Streamlit (`streamlit run asgi.py`: the pages of
+app.py plus the download route, with the given options). A worker that dies is started again
+(after a pause that grows while it keeps dying); so
 is the sandbox, on the same port. When Streamlit ends, or on Ctrl-C / SIGTERM, everything stops.
 Each child is asked by the kernel to stop if this process is killed outright (PR_SET_PDEATHSIG).
 """
@@ -118,7 +119,7 @@ def children(settings: Settings, streamlit_args: Sequence[str], environ: dict[st
             restart=True,
             after_start=_wait_for_sandbox, stdout=subprocess.PIPE))
     found.append(Child("worker", [python, "-m", "lib.worker"], env, restart=True))
-    found.append(Child("streamlit", [python, "-m", "streamlit", "run", *streamlit_args, "app.py"], env,
+    found.append(Child("streamlit", [python, "-m", "streamlit", "run", *streamlit_args, "asgi.py"], env,
                        restart=False))
     return found
 

@@ -33,6 +33,7 @@ class Settings:
     clearout_api_token: str | None = field(default=None, repr=False)
     clearout_api_base: str | None = None
     verify_cache_days: int = 30
+    verify_part_rows: int = 500_000  # Clearout advises at most this many rows per bulk file
     upload_max_mb: int = 200
     export_guardrail_pct: float = 30.0
     sandbox_latency_ms: int = 0
@@ -126,6 +127,7 @@ def load_settings(env_file: Path | str | None = None, environ: Mapping[str, str]
         clearout_api_token=token,
         clearout_api_base=_text(values, "CLEAROUT_API_BASE"),
         verify_cache_days=int(_number(values, "VERIFY_CACHE_DAYS", 30)),
+        verify_part_rows=int(_number(values, "VERIFY_PART_ROWS", 500_000)),
         upload_max_mb=int(_number(values, "UPLOAD_MAX_MB", 200)),
         export_guardrail_pct=float(_number(values, "EXPORT_GUARDRAIL_PCT", 30.0, float)),
         sandbox_latency_ms=int(_number(values, "SANDBOX_LATENCY_MS", 0)),

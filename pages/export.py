@@ -4,7 +4,7 @@ import streamlit as st
 from lib import ui
 from lib.errors import UserError
 from lib.export import runs, views
-from lib.export.plan import verified_lists
+from lib.export.planfile import verified_lists
 from lib.ui import exports as widgets
 
 rt = ui.page_header("Export", "Write the verdicts to CleverTap: unsubscribe undeliverable addresses, append the "

@@ -3,7 +3,6 @@ import streamlit as st
 
 from lib import results, ui
 from lib.errors import UserError
-from lib.filters import select
 from lib.ui import results as widgets
 
 rt = ui.page_header("Results", "Review a verified list: the original rows with the Clearout columns appended, "
@@ -22,13 +21,15 @@ list_id = st.selectbox("Verified list", list(by_id), key="results_list", on_chan
                        format_func=lambda i: by_id[i].label, help="Lists with a finished verification, newest first")
 state["results_list_id"] = list_id  # other pages (Export) read which list is under review
 item = by_id[list_id]
+if results.merged_file(rt.store, item) is None:
+    widgets.wait_for_merge(item)  # the worker writes it once; the page reruns when it is there
+    st.stop()
 key = results.cache_key(rt.store, item)
 try:
-    merged = widgets.verified_frame(*key)  # shared and READ-ONLY: see lib/ui/results.py
+    summary = widgets.verified_summary(*key)
 except UserError as exc:
     st.error(exc.message)
     st.stop()
-summary = widgets.verified_summary(*key)
 
 if summary.figures.not_in_result:
     st.warning(f"{summary.figures.not_in_result:,} rows have an address the verification result does not "
@@ -46,14 +47,14 @@ for pair in (figures[start:start + 2] for start in range(0, len(figures), 2)):  
 
 st.subheader("Rows")
 selection = widgets.filters(summary.options)
-matching = select(merged, selection)
-st.markdown(results.match_text(len(matching), len(merged)))
-st.dataframe(results.preview(matching), hide_index=True, height=420,
+found = widgets.verified_rows(*key, selection)
+st.markdown(results.match_text(found.matching, found.total))
+st.dataframe(found.preview, hide_index=True, height=420,
              column_config=widgets.clearout_column_config(item.record.email_column))
 
 st.subheader("Download")
 st.caption("The list's own columns, in their original order, then the 15 Clearout columns and where each "
-           "verdict came from. Cells a spreadsheet would run as a formula start with an apostrophe.")
-widgets.downloads_section(merged, matching, selection, item.record.name, key)
+           "verdict came from.")
+widgets.downloads_section(item, found, selection, key)
 st.divider()
 ui.link("pages/export.py", "Reviewed? Continue to Export: write the verdicts back to CleverTap")

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable
@@ -70,11 +69,12 @@ def main(argv: list[str]) -> int:
             job = start_verification(store, price, available_credits=1_000_000, mode="sandbox", requested_by="proc")
             answer: dict[str, Any] = {"job": job.id}
         elif action == "apply":
-            from lib.export.plan import ExportOptions, plan_export
+            from lib.export.plan import ExportOptions
+            from lib.export.planfile import plan_export
             from lib.export.runs import start_run
 
             list_id, connection_id, tag, start_at = int(rest[0]), int(rest[1]), rest[2], float(rest[3])
-            plan = replace(plan_export(store, list_id, ExportOptions(), guardrail_pct=100), tag=tag)
+            plan = plan_export(store, list_id, ExportOptions(), guardrail_pct=100, tag=tag)
             _at(start_at)
             run = start_run(store, plan, store.connection(connection_id), actor="proc")
             answer = {"run": run.id}

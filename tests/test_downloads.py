@@ -89,13 +89,25 @@ def test_csv_clearout_columns_conform_again(frame):
     assert (again[co.VERIFIED_AT].dropna() == pd.Timestamp("2025-11-01 10:20:30", tz="UTC")).all()
 
 
-def test_chunked_file_equals_the_bytes(frame, tmp_path, monkeypatch):
+def test_chunked_file_equals_the_bytes(frame, monkeypatch):
     whole = downloads.to_csv_bytes(frame)
-    monkeypatch.setattr(downloads, "_CSV_CHUNK_ROWS", 4)
+    monkeypatch.setattr(downloads, "_CHUNK_ROWS", 4)
     assert downloads.to_csv_bytes(frame) == whole
-    path = downloads.write_csv(frame.iloc[2:9], tmp_path / "subset.csv")
-    assert path.read_bytes() == downloads.to_csv_bytes(frame.iloc[2:9])
-    assert len(_read_csv(path.read_bytes())) == 7
+    assert len(_read_csv(downloads.to_csv_bytes(frame.iloc[2:9]))) == 7
+
+
+def test_spreadsheet_csv_starts_with_a_bom_so_excel_reads_utf8(frame):
+    data = downloads.to_csv_bytes(frame.assign(Note="zoë"))
+    assert data.startswith(downloads.BOM) and "zoë".encode() in data
+    assert not downloads.to_csv_bytes(frame, downloads.EXACT).startswith(downloads.BOM)
+
+
+def test_exact_csv_keeps_every_value_as_it_is(frame):
+    back = _read_csv(downloads.to_csv_bytes(frame.assign(objectId="-3gq2k9"), downloads.EXACT))
+    assert list(back.columns)[:3] == ["Email", "Note", "=Header"]
+    assert back["Note"].tolist() == TRIGGERS + HARMLESS + [""]
+    assert set(back["objectId"]) == {"-3gq2k9"}  # identifiers still match CleverTap's
+    assert back[co.REASON].iloc[0] == "-Success"
 
 
 def test_an_empty_subset_still_has_its_header(frame):
@@ -147,16 +159,16 @@ def _column_index(letters: str) -> int:
     return number - 1
 
 
-def test_xlsx_reads_back_neutralised(frame):
+def test_xlsx_holds_text_as_text_cells_never_formulas(frame):
     rows, sheet = _read_xlsx(downloads.to_xlsx_bytes(frame))
-    assert not sheet.findall(".//m:f", NS)  # no formula anywhere
+    assert not sheet.findall(".//m:f", NS)  # no formula anywhere: "=1+1" is a string cell
     header = rows[0]
-    assert header == ["Email", "Note", "'=Header", "Score", *co.CLEAROUT_COLUMN_NAMES, co.VERDICT_SOURCE]
+    assert header == ["Email", "Note", "=Header", "Score", *co.CLEAROUT_COLUMN_NAMES, co.VERDICT_SOURCE]
     assert len(rows) == len(frame) + 1
     note, score, when = header.index("Note"), header.index("Score"), header.index(co.VERIFIED_AT)
     column = [r[note] if note < len(r) else None for r in rows[1:]]
     # XlsxWriter writes an empty string as a blank cell, which is what Excel shows for it anyway.
-    assert column == ["'" + t for t in TRIGGERS] + [h or None for h in HARMLESS] + [None]
+    assert column == TRIGGERS + [h or None for h in HARMLESS] + [None]
     assert [r[score] for r in rows[1:]] == [float(n) for n in range(-6, len(frame) - 6)]
     # Dates are real dates (Excel serial days, UTC), formatted by the workbook's date style.
     serial = (pd.Timestamp("2025-11-01 10:20:30.456") - pd.Timestamp("1899-12-30")) / pd.Timedelta(days=1)
@@ -175,7 +187,7 @@ def _cell(column: int, row: int) -> str:
 
 def test_xlsx_in_slices_equals_xlsx_at_once(frame, monkeypatch):
     whole, _ = _read_xlsx(downloads.to_xlsx_bytes(frame))
-    monkeypatch.setattr(downloads, "_XLSX_CHUNK_ROWS", 5)
+    monkeypatch.setattr(downloads, "_CHUNK_ROWS", 5)
     assert _read_xlsx(downloads.to_xlsx_bytes(frame))[0] == whole
 
 

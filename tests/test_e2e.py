@@ -12,11 +12,12 @@ import io
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Download, Page, expect
 
 from lib.columns import CLEAROUT_COLUMN_NAMES
 from tests.e2e_support import ARTIFACTS, ROOT, VIEWPORT, Walk, app_server
@@ -195,17 +196,37 @@ def results(walk: Walk) -> None:
     walk.choose("Verified list", UPLOAD_NAME.removesuffix(".csv"), exact=False)
     charts_drawn(walk, count=7)
     walk.text("All 6 rows match")
-    with page.expect_download() as download_info:
-        walk.button("Download CSV (6 rows)", exact=False).click()
-    download = download_info.value
+    download = download_from_link(page, "CSV for a spreadsheet (6 rows)")
     assert download.suggested_filename == "spring-newsletter_clearout_results.csv"
-    table = list(csv.DictReader(io.StringIO(Path(download.path()).read_bytes().decode("utf-8-sig"))))
+    data = Path(download.path()).read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf"), "a spreadsheet CSV starts with a BOM so Excel reads UTF-8"
+    table = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
     assert [row["Customer ID"] for row in table] == ["C-001", "C-002", "C-003", "C-004", "C-005", "C-006"]
     assert set(CLEAROUT_COLUMN_NAMES) <= set(table[0]), "the 15 Clearout columns must be appended"
     assert table[4]["First Name"].startswith("'=HYPERLINK("), "a formula cell must be neutralised"
     assert table[0]["Clearout Verification Status"] == table[2]["Clearout Verification Status"] != ""
     walk.rendered()
     walk.check()
+
+
+def download_from_link(page: Page, name: str) -> Download:
+    """Click a download link as a person does: it opens a tab that the browser turns into a download
+    (the server streams the file: lib.download_links)."""
+    seen: list[Download] = []
+    tabs: list[Page] = []
+
+    def watch(tab: Page) -> None:
+        tabs.append(tab)
+        tab.on("download", lambda download: seen.append(download))
+    page.context.on("page", watch)
+    page.on("download", lambda download: seen.append(download))
+    page.get_by_role("link", name=name).click()
+    deadline = time.monotonic() + 30
+    while not seen:
+        assert time.monotonic() < deadline, f"no download started from {name!r}: tabs {[t.url for t in tabs]}"
+        page.wait_for_timeout(100)
+    seen[0].path()  # waits until the whole file arrived
+    return seen[0]
 
 
 def readme_screenshot(shot: Path) -> None:

@@ -100,7 +100,8 @@ def test_an_undo_says_how_far_it_is_within_a_batch(make_sandbox, store: Store, m
     from lib import columns as C
     from lib.export import runs, undo
     from lib.export.applier import RunApplier
-    from lib.export.plan import ExportOptions, plan_export
+    from lib.export.plan import ExportOptions
+    from lib.export.planfile import plan_export
     from tests.export.support import client_for, connect, make_verified_list, pull
 
     heard: list[tuple] = []

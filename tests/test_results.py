@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from lib import columns as co
-from lib import downloads, merge, results
-from lib.filters import Selection, filter_rows, select
+from lib import downloads, merge, results, resultset
+from lib.filters import Selection, select
 from lib.store import Store
-from tests.results_support import make_verified_list
+from tests.results_support import make_verified_list, pandas_summary
 
 
 @pytest.fixture
@@ -39,64 +39,89 @@ def test_only_ready_lists_of_the_mode_with_a_done_job_newest_first(store: Store)
     assert "First · 50 rows · verified 2999-01-01 00:00 UTC" == found[0].label
 
 
-def test_merged_frame_keeps_every_row_in_order_and_figures_match(store: Store) -> None:
-    fx = make_verified_list(store, rows=700)
-    merged = results.load_merged(store, fx.record.id, fx.job.id)
-    assert len(merged) == len(fx.rows)
-    pd.testing.assert_frame_equal(merged[list(fx.rows.columns)], fx.rows, check_dtype=False)
-    assert list(merged.columns)[len(fx.rows.columns):] == [*co.CLEAROUT_COLUMN_NAMES, co.VERDICT_SOURCE]
-    expected = merge.key_figures(merge.append_verdicts(fx.rows, "Email", fx.verdicts), "Email")
+def item_of(store: Store, list_id: int) -> results.VerifiedList:
+    return next(v for v in results.verified_lists(store, "sandbox") if v.record.id == list_id)
 
-    summary = results.summarise(merged, "Email", fx.job)
-    assert summary.figures == expected
-    assert expected.no_email > 0 and expected.undeliverable > 0  # the fixture has both kinds of rows
+
+def assert_same_summary(engine: results.Summary, reference: results.Summary) -> None:
+    """Cell for cell: figures, every chart frame, the filter options."""
+    assert engine.figures == reference.figures
+    assert engine.options == reference.options
+    for name in ("status", "safe_to_send", "reasons", "flags", "domains", "providers", "sources"):
+        pd.testing.assert_frame_equal(getattr(engine, name), getattr(reference, name), check_dtype=False, obj=name)
+
+
+@pytest.mark.parametrize("seed", [7, 11])
+def test_the_engine_summary_equals_the_pandas_reference(store: Store, seed: int) -> None:
+    fx = make_verified_list(store, rows=1500, seed=seed)
+    reference = pandas_summary(merge.append_verdicts(fx.rows, "Email", fx.verdicts), "Email", fx.job)
+    summary = results.summarise(store, item_of(store, fx.record.id))
+    assert_same_summary(summary, reference)
+    assert reference.figures.no_email > 0 and reference.figures.undeliverable > 0  # both kinds of rows
+    assert len(reference.reasons) > 3 and len(reference.domains) == 10  # real aggregation, not empties
     assert summary.credits_spent == fx.job.credits_spent
     assert summary.credits_saved == fx.job.cached + fx.job.syntax_invalid > 0
     shown = {m.label: m for m in results.key_metrics(summary)}
-    assert shown["Undeliverable"].value == f"{expected.undeliverable:,}"
-    assert shown["Undeliverable"].note == f"{expected.share(expected.undeliverable):.1f}% of rows"
+    assert shown["Undeliverable"].value == f"{reference.figures.undeliverable:,}"
     assert f"{fx.job.cached:,} answered from recent verifications" in shown["Credits saved"].help
     assert len(results.figures(summary)) == 7
 
 
+def test_the_merged_file_is_the_pandas_merge_cell_for_cell(store: Store) -> None:
+    fx = make_verified_list(store, rows=900, seed=3)
+    reference = merge.append_verdicts(fx.rows, "Email", fx.verdicts)
+    written = pd.read_parquet(resultset.merged_path(store, fx.job.id))
+    assert list(written.columns) == list(reference.columns)
+    expected = reference.astype({name: "string" for name in (*co.CATEGORICAL_COLUMNS, co.VERDICT_SOURCE)})
+    actual = written.astype({name: "string" for name in (*co.CATEGORICAL_COLUMNS, co.VERDICT_SOURCE)})
+    actual[co.VERIFIED_AT] = actual[co.VERIFIED_AT].astype(expected[co.VERIFIED_AT].dtype)
+    pd.testing.assert_frame_equal(actual, expected, check_dtype=False)
+
+
+@pytest.mark.parametrize("selection", [
+    Selection(), Selection(statuses=(co.INVALID,), flags=("Free",)), Selection(safe_to_send=(co.NO, co.UNKNOWN)),
+    Selection(reasons=("Mailbox not found", "No email address")), Selection(domains=(" GMAIL.com ", "nowhere.io")),
+    Selection(flags=("Role", "Disposable"), statuses=(co.VALID, co.CATCH_ALL))])
+def test_engine_filters_match_the_pandas_filters(store: Store, selection: Selection) -> None:
+    fx = make_verified_list(store, rows=800, seed=5)
+    reference = select(merge.append_verdicts(fx.rows, "Email", fx.verdicts), selection)
+    found = results.matching_rows(store, item_of(store, fx.record.id), selection, limit=100)
+    assert (found.total, found.matching) == (800, len(reference))
+    assert plain(found.preview["Email"]) == plain(reference["Email"].head(100))  # list order kept
+    assert len(found.preview) == min(100, len(reference))
+
+
+def plain(values: pd.Series) -> list[object]:
+    return [None if pd.isna(v) else v for v in values]
+
+
 def test_credits_not_recorded_show_as_not_available(store: Store) -> None:
     fx = make_verified_list(store, rows=30)
-    job = store.update_job(fx.job.id, credits_spent=None)
-    summary = results.summarise(results.load_merged(store, fx.record.id, job.id), "Email", job)
+    store.update_job(fx.job.id, credits_spent=None)
+    summary = results.summarise(store, item_of(store, fx.record.id))
     assert next(m for m in results.key_metrics(summary) if m.label == "Credits spent").value == "n/a"
 
 
 def test_missing_files_and_foreign_jobs_say_what_to_do(store: Store) -> None:
-    fx = make_verified_list(store, rows=30, name="Spring promo")
+    fx = make_verified_list(store, rows=30, name="Spring promo", merged=False)
     other = make_verified_list(store, rows=30, seed=2)
     with pytest.raises(results.ResultsError, match="gone"):
-        results.load_merged(store, fx.record.id, other.job.id)
+        results.merge_now(store, fx.record.id, other.job.id)
     store.job_verdicts_path(fx.job.id).unlink()
     with pytest.raises(results.ResultsError, match="verification result file of Spring promo is missing"):
-        results.load_merged(store, fx.record.id, fx.job.id)
+        results.merge_now(store, fx.record.id, fx.job.id)
+    assert results.merged_file(store, item_of(store, fx.record.id)) is None
 
 
-def test_version_changes_when_a_file_is_replaced(store: Store) -> None:
+def test_version_changes_when_the_merged_file_is_written_again(store: Store) -> None:
     fx = make_verified_list(store, rows=30)
-    item = results.verified_lists(store, "sandbox")[0]
+    item = item_of(store, fx.record.id)
     before = results.cache_key(store, item)
     assert before[:3] == (str(store.data_dir), fx.record.id, fx.job.id)
-    path = store.job_verdicts_path(fx.job.id)
+    path = resultset.merged_path(store, fx.job.id)
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert results.cache_key(store, item) != before
-
-
-def test_no_filter_returns_the_frame_itself_and_filters_narrow(store: Store) -> None:
-    fx = make_verified_list(store, rows=400)
-    merged = results.load_merged(store, fx.record.id, fx.job.id)
-    assert select(merged, Selection()) is merged  # no copy of a big list per rerun
-    chosen = Selection(statuses=(co.INVALID,), flags=("Free",))
-    narrowed = select(merged, chosen)
-    expected = filter_rows(merged, statuses=[co.INVALID], flags=["Free"])
-    pd.testing.assert_frame_equal(narrowed, expected)
-    assert 0 < len(narrowed) < len(merged)
-    assert len(results.preview(merged, limit=100)) == 100
 
 
 @pytest.mark.parametrize(("matching", "total", "text"), [
@@ -119,18 +144,17 @@ def test_file_names(name: str, filtered: bool, expected: str) -> None:
     assert results.file_name(name, "csv", filtered=filtered) == expected
 
 
-def test_excel_refusal_uses_the_lib_message(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    fx = make_verified_list(store, rows=120)
-    merged = results.load_merged(store, fx.record.id, fx.job.id)
-    assert results.xlsx_refusal(merged) is None
-    monkeypatch.setattr(downloads, "EXCEL_MAX_DATA_ROWS", 100)
-    refusal = results.xlsx_refusal(merged)
-    assert refusal is not None and "120 rows" in refusal and "Download it as CSV" in refusal
+def test_excel_is_refused_above_the_sheet_limit_only() -> None:
+    assert results.download_refusal("xlsx", downloads.EXCEL_MAX_DATA_ROWS) is None
+    refusal = results.download_refusal("xlsx", 10_000_000)
+    assert refusal is not None and "10,000,000" in refusal and "Download a CSV" in refusal
+    assert results.download_refusal("csv", 10_000_000) is None
 
 
 def test_excel_wait_warning_only_for_big_files() -> None:
     assert results.xlsx_wait_text(results.XLSX_SLOW_ROWS) is None
     assert "about 2 minutes" in results.xlsx_wait_text(1_000_000)
+    assert results.xlsx_wait_text(2_000_000) is None  # refused instead
     assert "about 11 seconds" in results.xlsx_wait_text(100_000)
 
 
@@ -138,5 +162,6 @@ def test_a_list_verified_before_its_rows_changed_marks_unknown_rows(store: Store
     fx = make_verified_list(store, rows=80)
     extra = fx.rows.head(1).assign(Email=pd.array(["newcomer@example.org"], dtype="string[pyarrow]"))
     pd.concat([fx.rows, extra], ignore_index=True).to_parquet(store.list_path(fx.record.id), index=False)
-    summary = results.summarise(results.load_merged(store, fx.record.id, fx.job.id), "Email", fx.job)
+    results.merge_now(store, fx.record.id, fx.job.id)
+    summary = results.summarise(store, item_of(store, fx.record.id))
     assert summary.figures.rows == 81 and summary.figures.not_in_result == 1

@@ -69,7 +69,7 @@ def upload_body(rows: Iterable[tuple[str, str, bool, str | None]], tag: str) -> 
 
 def sample_payload(plan: ExportPlan, count: int = 3) -> dict[str, Any]:
     """The first `count` records exactly as the first call will send them."""
-    head = plan.changes.head(count)
+    head = plan.head(count)
     if plan.method == METHOD_SUBSCRIBE:
         return {"endpoint": "/1/subscribe",
                 "body": {"d": [{"type": "email", "value": v, "status": "Unsubscribe"} for v in head["key_value"]]}}

@@ -26,19 +26,20 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
+from pathlib import Path
 from typing import Any
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from lib import columns as co
 from lib.emails import normalise_emails, valid_syntax_mask
 from lib.errors import UserError
-from lib.merge import NOT_IN_RESULT_REASON, append_verdicts
-from lib.store import ListRecord, Store
+from lib.merge import NOT_IN_RESULT_REASON
 
 # CleverTap limits [UUP]; the reference gives bytes, platform-considerations gives characters: bytes
 # is the stricter reading, so that is what we check.
@@ -142,12 +143,36 @@ class ExportPlan:
     method: str
     options: ExportOptions
     tag: str
-    changes: pd.DataFrame = field(repr=False)  # key_type, key_value, email, unsubscribe, prior_msg_email,
-    #                                            properties_json, rule, status, reason
+    # The changes, in the order they are sent: key_type, key_value, email, unsubscribe, prior_msg_email,
+    # properties_json, rule, status, reason. In memory (`changes`) or, for a plan of any size, in a
+    # Parquet file (`changes_file`, lib.export.planfile); read them with `change_batches`.
+    changes: pd.DataFrame | None = field(repr=False)
     summary: PlanSummary
     errors: tuple[str, ...]    # any error blocks applying
     warnings: tuple[str, ...]
     notes: tuple[str, ...]
+    reasons: pd.DataFrame = field(repr=False)  # unsubscribes by rule and Clearout reason (reason_table)
+    changes_file: Path | None = None
+
+    def change_batches(self, rows: int = 100_000) -> Iterator[pd.DataFrame]:
+        """The changes in send order, at most `rows` at a time."""
+        if self.changes is not None:
+            for start in range(0, len(self.changes), rows):
+                yield self.changes.iloc[start:start + rows].reset_index(drop=True)
+            return
+        if self.changes_file is None:
+            return
+        for batch in pq.ParquetFile(self.changes_file).iter_batches(batch_size=rows):
+            yield batch.to_pandas(types_mapper=_PANDAS_TYPES.get)
+
+    def head(self, count: int) -> pd.DataFrame:
+        """The first `count` changes (payload samples, previews)."""
+        return next(self.change_batches(max(count, 1)), _EMPTY_CHANGES).head(count)
+
+    def read_changes(self) -> pd.DataFrame:
+        """Every change in one frame: for small plans and tests (a big plan does not fit in memory)."""
+        parts = list(self.change_batches())
+        return pd.concat(parts, ignore_index=True) if parts else _EMPTY_CHANGES.copy()
 
     @property
     def can_apply(self) -> bool:
@@ -163,6 +188,12 @@ class ExportPlan:
     @property
     def actions(self) -> list[str]:
         return [a for a, on in (("unsubscribe", self.options.unsubscribe), ("append", self.options.append)) if on]
+
+
+_PANDAS_TYPES = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow"),
+                 pa.bool_(): pd.BooleanDtype()}
+_EMPTY_CHANGES = pd.DataFrame({name: pd.Series(dtype="string[pyarrow]") for name in (
+    "key_type", "key_value", "email", "unsubscribe", "prior_msg_email", "properties_json", "rule", "status", "reason")})
 
 
 class PlanError(UserError):
@@ -215,74 +246,55 @@ def custom_key_warning(columns: Sequence[AppendColumn], unsubscribe: bool) -> st
 
 # ---- building -------------------------------------------------------------------------------------
 
-def verified_lists(store: Store, mode: str) -> list[ListRecord]:
-    """Ready lists of this mode with a finished verification: what can be exported."""
-    return [r for r in store.list_lists(mode, states=["ready"])
-            if r.email_column and store.latest_done_job(r.id) is not None]
+@dataclass(frozen=True)
+class PlanContext:
+    """What every chunk of one plan shares: the list's key columns and the choices, checked once."""
+    email_column: str
+    identity_column: str | None
+    object_id_column: str | None
+    msg_email_column: str | None
+    method: str
+    options: ExportOptions
+    tag: str
+    append_ok: bool  # Append chosen, possible for this list, and its property names are valid
 
 
-def plan_export(store: Store, list_id: int, options: ExportOptions, *, guardrail_pct: float) -> ExportPlan:
-    """The dry run of exporting a verified list with `options` (reads the list and its verdicts).
+@dataclass
+class PlanCounts:
+    """A plan's counts, added up chunk by chunk."""
+    list_rows: int = 0
+    profiles: int = 0
+    to_unsubscribe: int = 0
+    to_append: int = 0
+    changes: int = 0
+    already_unsubscribed: int = 0
+    no_key: int = 0
+    duplicates: int = 0
+    prior_known: int = 0
+    by_rule: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)  # property -> values too long to send
 
-    Raises:
-        PlanError: the list does not exist, has no email column or no finished verification.
-    """
-    record = store.get_list(list_id)
-    job = store.latest_done_job(list_id) if record is not None else None
-    if record is None or job is None or not record.email_column:
-        raise PlanError("This list has no finished verification: verify it on Verify first.")
-    try:
-        merged = load_verified_rows(store.list_path(list_id), store.job_verdicts_path(job.id),
-                                    email_column=record.email_column,
-                                    key_columns=(record.identity_column, record.object_id_column,
-                                                 record.msg_email_column))
-    except OSError:
-        raise PlanError("The files of this list or of its verification are missing: verify it again.") from None
-    return build_plan(merged, list_id=list_id, job_id=job.id, list_name=record.name,
-                      email_column=record.email_column, identity_column=record.identity_column,
-                      object_id_column=record.object_id_column, msg_email_column=record.msg_email_column,
-                      options=options, guardrail_pct=guardrail_pct)
-
-
-def load_verified_rows(list_path: Any, verdicts_path: Any, *, email_column: str,
-                       key_columns: Sequence[str | None]) -> pd.DataFrame:
-    """The list's key columns and email joined to the verdicts (`lib.merge.append_verdicts`).
-
-    Only the columns a plan needs are read, which keeps a million-row list cheap.
-    """
-    wanted = list(dict.fromkeys(c for c in (email_column, *key_columns) if c))
-    rows = pd.read_parquet(list_path, columns=wanted)
-    verdicts = pd.read_parquet(verdicts_path)
-    return append_verdicts(rows, email_column, verdicts)
+    def add(self, other: PlanCounts) -> None:
+        for name in ("list_rows", "profiles", "to_unsubscribe", "to_append", "changes", "already_unsubscribed",
+                     "no_key", "duplicates", "prior_known"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for mine, theirs in ((self.by_rule, other.by_rule), (self.dropped, other.dropped)):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
 
 
-def build_plan(merged: pd.DataFrame, *, list_id: int, job_id: int, list_name: str, email_column: str,
-               identity_column: str | None, object_id_column: str | None, msg_email_column: str | None,
-               options: ExportOptions, guardrail_pct: float, tag: str | None = None) -> ExportPlan:
-    """The exact plan of an export of one verified list (no I/O).
-
-    Args:
-        merged: the list's rows with the Clearout columns (`load_verified_rows`).
-        guardrail_pct: the share of the list's profiles above which unsubscribing needs a typed
-            confirmation (settings.export_guardrail_pct).
-    """
-    tag = tag or new_tag()
+def plan_context(*, email_column: str, identity_column: str | None, object_id_column: str | None,
+                 msg_email_column: str | None, options: ExportOptions, tag: str) -> tuple[PlanContext, list[str],
+                                                                                           list[str]]:
+    """The shared context of a plan, with the errors and notes its choices alone give."""
     errors: list[str] = []
-    warnings: list[str] = []
     notes: list[str] = []
     rules = tuple(r for r in RULE_CODES if r in set(options.rules) | {"invalid"})
     options = ExportOptions(options.unsubscribe, options.append, rules, tuple(options.columns))
     if not options.unsubscribe and not options.append:
         errors.append("Choose Unsubscribe, Append, or both.")
-
     method = METHOD_UPLOAD if (identity_column or object_id_column) else METHOD_SUBSCRIBE
-    email = normalise_emails(merged[email_column])
-    if method == METHOD_UPLOAD:
-        key_type, key_value = _profile_keys(merged, identity_column, object_id_column)
-    else:
-        usable = valid_syntax_mask(email).to_numpy()
-        key_value = email.where(usable)
-        key_type = pd.Series(np.where(usable, KEY_EMAIL, None), index=merged.index, dtype=object)  # type: ignore[call-overload]
+    if method == METHOD_SUBSCRIBE:
         notes.append("This list has addresses only, no identities: unsubscribing goes through "
                      "CleverTap's Subscribe API, which works per address, not per profile. Every "
                      "profile that shares an address is unsubscribed, including profiles not in this list.")
@@ -290,60 +302,100 @@ def build_plan(merged: pd.DataFrame, *, list_id: int, job_id: int, list_name: st
             errors.append("Append needs identities or objectIds: this list has addresses only, and the "
                           "Subscribe API cannot set profile properties. Pull the audience from CleverTap "
                           "on Lists to append.")
-
-    has_key = key_value.notna().to_numpy()
-    first = has_key & ~pd.Series(key_value).duplicated(keep="first").to_numpy()
-    prior = (merged[msg_email_column].astype("boolean") if msg_email_column
-             else pd.Series(pd.NA, index=merged.index, dtype="boolean"))
-    rule = _rule_labels(merged, rules) if options.unsubscribe else pd.Series(None, index=merged.index, dtype=object)
-    matches = rule.notna().to_numpy() & first
-    already = matches & (prior == False).fillna(False).to_numpy()  # noqa: E712 - nullable boolean
-    unsubscribe = matches & ~already
-
-    properties = pd.Series(pd.NA, index=merged.index, dtype="string[pyarrow]")
+    append_ok = False
     if options.append and method == METHOD_UPLOAD:
         name_errors = property_name_errors(options.columns)
         errors += name_errors
         if not options.columns:
             errors.append("Choose at least one column to append.")
-        elif not name_errors:
-            verified = merged[co.VERDICT_SOURCE].notna() & (merged[co.VERDICT_SOURCE] != co.SOURCE_NO_EMAIL)
-            verified &= merged[co.REASON].fillna("") != NOT_IN_RESULT_REASON
-            properties, dropped = _properties_json(merged, options.columns, tag)
-            properties = properties.where(verified.to_numpy() & first)
-            for name, count in dropped.items():
-                warnings.append(f"{count:,} value(s) of {name} are longer than {MAX_VALUE_BYTES} bytes: "
-                                "they are left out of the upload.")
-            warnings.append(custom_key_warning(options.columns, options.unsubscribe))
+        append_ok = bool(options.columns) and not name_errors
+    context = PlanContext(email_column=email_column, identity_column=identity_column,
+                          object_id_column=object_id_column, msg_email_column=msg_email_column, method=method,
+                          options=options, tag=tag, append_ok=append_ok)
+    return context, errors, notes
+
+
+def chunk_keys(merged: pd.DataFrame, context: PlanContext) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Per row: key type, key value (null: nothing to send for it) and the normalised address."""
+    email = normalise_emails(merged[context.email_column])
+    if context.method == METHOD_UPLOAD:
+        key_type, key_value = _profile_keys(merged, context.identity_column, context.object_id_column)
+    else:
+        usable = valid_syntax_mask(email).to_numpy()
+        key_value = email.where(usable)
+        key_type = pd.Series(np.where(usable, KEY_EMAIL, None), index=merged.index, dtype=object)  # type: ignore[call-overload]
+    return key_type, key_value, email
+
+
+def plan_chunk(merged: pd.DataFrame, first: np.ndarray, context: PlanContext) -> tuple[pd.DataFrame, PlanCounts]:
+    """The changes of some rows of a list (in row order) and their counts.
+
+    Args:
+        first: per row, whether it is the first row of the list naming its profile (a later row
+            naming the same profile sends nothing).
+    """
+    options = context.options
+    key_type, key_value, email = chunk_keys(merged, context)
+    has_key = key_value.notna().to_numpy()
+    first = first & has_key
+    prior = (merged[context.msg_email_column].astype("boolean") if context.msg_email_column
+             else pd.Series(pd.NA, index=merged.index, dtype="boolean"))
+    rule = _rule_labels(merged, options.rules) if options.unsubscribe else \
+        pd.Series(None, index=merged.index, dtype=object)
+    matches = rule.notna().to_numpy() & first
+    already = matches & (prior == False).fillna(False).to_numpy()  # noqa: E712 - nullable boolean
+    unsubscribe = matches & ~already
+
+    properties = pd.Series(pd.NA, index=merged.index, dtype="string[pyarrow]")
+    dropped: dict[str, int] = {}
+    if context.append_ok:
+        verified = merged[co.VERDICT_SOURCE].notna() & (merged[co.VERDICT_SOURCE] != co.SOURCE_NO_EMAIL)
+        verified &= merged[co.REASON].fillna("") != NOT_IN_RESULT_REASON
+        properties, dropped = _properties_json(merged, options.columns, context.tag)
+        properties = properties.where(verified.to_numpy() & first)
     appends = properties.notna().to_numpy()
     send = unsubscribe | appends
 
     changes = pd.DataFrame({
         "key_type": key_type[send].astype("string[pyarrow]"),
         "key_value": pd.Series(key_value)[send].astype("string[pyarrow]"),
-        "email": email[send],
+        "email": email[send].astype("string[pyarrow]"),
         "unsubscribe": unsubscribe[send],
         "prior_msg_email": prior[send],
         "properties_json": properties[send],
         "rule": rule[send].astype("string[pyarrow]"),
         "status": merged[co.STATUS][send].astype("string[pyarrow]"),
         "reason": merged[co.REASON][send].astype("string[pyarrow]"),
-    })
-    # Unsubscribes first: they are what matters most, so a stopped run has done them, and the
-    # payload sample shows one.
-    changes = changes.sort_values("unsubscribe", ascending=False, kind="stable").reset_index(drop=True)
+    }).reset_index(drop=True)
+    counts = PlanCounts(
+        list_rows=len(merged), profiles=int(first.sum()), to_unsubscribe=int(unsubscribe.sum()),
+        to_append=int(appends.sum()), changes=int(send.sum()), already_unsubscribed=int(already.sum()),
+        no_key=int((~has_key).sum()), duplicates=int((has_key & ~first).sum()),
+        prior_known=int(prior[unsubscribe].notna().sum()),
+        by_rule={r.label: int((rule[unsubscribe] == r.label).sum()) for r in RULES if r.code in options.rules},
+        dropped=dropped)
+    return changes, counts
 
-    profiles = int(first.sum())
-    to_unsubscribe = int(unsubscribe.sum())
-    by_rule = {r.label: int((rule[unsubscribe] == r.label).sum()) for r in RULES if r.code in rules}
+
+def finish_plan(counts: PlanCounts, context: PlanContext, errors: list[str], notes: list[str], *,
+                guardrail_pct: float) -> tuple[PlanSummary, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """The summary, errors, warnings and notes of a plan from its counts."""
+    warnings: list[str] = []
+    options = context.options
+    if context.append_ok:
+        for name, count in counts.dropped.items():
+            warnings.append(f"{count:,} value(s) of {name} are longer than {MAX_VALUE_BYTES} bytes: "
+                            "they are left out of the upload.")
+        warnings.append(custom_key_warning(options.columns, options.unsubscribe))
+    profiles, to_unsubscribe = counts.profiles, counts.to_unsubscribe
     summary = PlanSummary(
-        list_rows=len(merged), profiles=profiles, to_unsubscribe=to_unsubscribe, to_append=int(appends.sum()),
-        changes=int(send.sum()), already_unsubscribed=int(already.sum()), no_key=int((~has_key).sum()),
-        duplicates=int((has_key & ~first).sum()), by_rule=by_rule,
+        list_rows=counts.list_rows, profiles=profiles, to_unsubscribe=to_unsubscribe, to_append=counts.to_append,
+        changes=counts.changes, already_unsubscribed=counts.already_unsubscribed, no_key=counts.no_key,
+        duplicates=counts.duplicates, by_rule=dict(counts.by_rule),
         unsubscribe_pct=100.0 * to_unsubscribe / profiles if profiles else 0.0, guardrail_pct=guardrail_pct,
-        prior_known=int(prior[unsubscribe].notna().sum()))
+        prior_known=counts.prior_known)
     if summary.no_key:
-        what = ("no identity or objectId" if method == METHOD_UPLOAD
+        what = ("no identity or objectId" if context.method == METHOD_UPLOAD
                 else "no address CleverTap could hold (empty, or failing the syntax check)")
         notes.append(f"{summary.no_key:,} row(s) have {what}: nothing is sent for them.")
     if summary.already_unsubscribed:
@@ -359,9 +411,47 @@ def build_plan(merged: pd.DataFrame, *, list_id: int, job_id: int, list_name: st
                         f"the confirmation below.")
     if summary.changes == 0 and not errors:
         notes.append("Nothing to send: no profile matches these choices.")
-    return ExportPlan(list_id=list_id, job_id=job_id, list_name=list_name, method=method, options=options,
-                      tag=tag, changes=changes, summary=summary, errors=tuple(errors),
-                      warnings=tuple(warnings), notes=tuple(notes))
+    return summary, tuple(errors), tuple(warnings), tuple(notes)
+
+
+def reason_table(unsubscribes: pd.DataFrame) -> pd.DataFrame:
+    """Unsubscribes by policy rule and Clearout reason, largest first, from (rule, reason, Profiles) counts."""
+    if unsubscribes.empty:
+        return pd.DataFrame({"Rule": pd.Series(dtype=str), "Clearout reason": pd.Series(dtype=str),
+                             "Profiles": pd.Series(dtype=int)})
+    counts = (unsubscribes.assign(reason=unsubscribes["reason"].fillna("(no reason given)"))
+              .groupby(["rule", "reason"], observed=True)["Profiles"].sum().reset_index()
+              .sort_values(["Profiles", "rule", "reason"], ascending=[False, True, True], kind="stable"))
+    return counts.rename(columns={"rule": "Rule", "reason": "Clearout reason"}).reset_index(drop=True)
+
+
+def build_plan(merged: pd.DataFrame, *, list_id: int, job_id: int, list_name: str, email_column: str,
+               identity_column: str | None, object_id_column: str | None, msg_email_column: str | None,
+               options: ExportOptions, guardrail_pct: float, tag: str | None = None) -> ExportPlan:
+    """The exact plan of an export of one verified list held in memory (no I/O); lib.export.planfile
+    builds the same plan of a list of any size, a chunk at a time.
+
+    Args:
+        merged: the list's rows with the Clearout columns (`load_verified_rows`).
+        guardrail_pct: the share of the list's profiles above which unsubscribing needs a typed
+            confirmation (settings.export_guardrail_pct).
+    """
+    context, errors, notes = plan_context(
+        email_column=email_column, identity_column=identity_column, object_id_column=object_id_column,
+        msg_email_column=msg_email_column, options=options, tag=tag or new_tag())
+    _, key_value, _ = chunk_keys(merged, context)
+    first = ~pd.Series(key_value).duplicated(keep="first").to_numpy()
+    changes, counts = plan_chunk(merged, first, context)
+    # Unsubscribes first: they are what matters most, so a stopped run has done them, and the
+    # payload sample shows one.
+    changes = changes.sort_values("unsubscribe", ascending=False, kind="stable").reset_index(drop=True)
+    summary, errors_out, warnings, notes_out = finish_plan(counts, context, errors, notes,
+                                                           guardrail_pct=guardrail_pct)
+    unsub = changes[changes["unsubscribe"]]
+    reasons = reason_table(unsub[["rule", "reason"]].assign(Profiles=1))
+    return ExportPlan(list_id=list_id, job_id=job_id, list_name=list_name, method=context.method,
+                      options=context.options, tag=context.tag, changes=changes, summary=summary,
+                      errors=errors_out, warnings=warnings, notes=notes_out, reasons=reasons)
 
 
 def _blank_to_na(values: pd.Series) -> pd.Series:

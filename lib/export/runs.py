@@ -7,6 +7,7 @@ them (lib/export/applier.py). Pages only record requests here and show progress 
 from __future__ import annotations
 
 import getpass
+from collections.abc import Iterable
 from dataclasses import asdict
 
 import pandas as pd
@@ -65,10 +66,13 @@ def start_run(store: Store, plan: ExportPlan, connection: Connection, *, actor: 
     run = store.create_export_run(kind="export", list_id=plan.list_id, job_id=plan.job_id, connection=connection,
                                   list_name=plan.list_name, actions=plan.actions, policy=policy,
                                   method=plan.method, actor=actor or default_actor(), tag=plan.tag, counts=counts)
-    return hand_over(store, run, plan.changes, batch_size)
+    return hand_over(store, run, plan.change_batches(), batch_size)
 
 
-def hand_over(store: Store, run: ExportRun, changes: pd.DataFrame, batch_size: int = MAX_UPLOAD_BATCH) -> ExportRun:
+def hand_over(store: Store, run: ExportRun, changes: Iterable[pd.DataFrame],
+              batch_size: int = MAX_UPLOAD_BATCH) -> ExportRun:
+    """Record a run's changes (a chunk at a time: a ten-million-profile plan never sits in memory),
+    then hand the run to the worker."""
     if not 1 <= batch_size <= MAX_UPLOAD_BATCH:
         raise ValueError(f"batch_size must be between 1 and {MAX_UPLOAD_BATCH}")
     try:
@@ -95,7 +99,7 @@ def start_retry(store: Store, run_id: int, *, actor: str, batch_size: int = MAX_
         connection=connection, list_name=parent.list_name, actions=parent.actions, policy=parent.policy,
         method=parent.method, actor=actor or default_actor(), tag=parent.tag,
         counts={"retry_of": parent.id})
-    return hand_over(store, run, rows, batch_size)
+    return hand_over(store, run, [rows], batch_size)
 
 
 def resume_run(store: Store, run_id: int) -> ExportRun:

@@ -160,4 +160,4 @@ def start_undo(store: Store, run_id: int, *, actor: str, batch_size: int = MAX_U
         policy={"undo_of": run.id, "undo_tag": run.tag, "check_before_write": True,
                 "subscribe_status": RESUBSCRIBE_STATUS, "stamp_property": run.policy.get("stamp_property")},
         method=run.method, actor=actor or default_actor(), tag=run.tag + "-undo", counts={"undo": counts})
-    return hand_over(store, undo, changes, batch_size)
+    return hand_over(store, undo, [changes], batch_size)

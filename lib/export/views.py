@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from lib.clevertap import MAX_UPLOAD_BATCH
-from lib.downloads import neutralise_formulas
+from lib.downloads import SPREADSHEET, csv_chunks
 from lib.export.plan import METHOD_SUBSCRIBE, ExportPlan, confirmation_phrase
 from lib.export.undo import SKIP_NOT_FOUND, SKIP_OTHER
 from lib.figures import Metric, plural
@@ -204,14 +205,7 @@ def read_back_table(run: ExportRun) -> pd.DataFrame | None:
 
 def reason_counts(plan: ExportPlan) -> pd.DataFrame:
     """Unsubscribes by policy rule and Clearout reason, largest first."""
-    unsub = plan.changes[plan.changes["unsubscribe"]]
-    if unsub.empty:
-        return pd.DataFrame({"Rule": pd.Series(dtype=str), "Clearout reason": pd.Series(dtype=str),
-                             "Profiles": pd.Series(dtype=int)})
-    counts = (unsub.assign(reason=unsub["reason"].fillna("(no reason given)"))
-              .groupby(["rule", "reason"], observed=True).size().reset_index(name="Profiles")
-              .sort_values(["Profiles", "rule", "reason"], ascending=[False, True, True], kind="stable"))
-    return counts.rename(columns={"rule": "Rule", "reason": "Clearout reason"}).reset_index(drop=True)
+    return plan.reasons
 
 
 def changes_table(changes: pd.DataFrame) -> pd.DataFrame:
@@ -233,10 +227,24 @@ def changes_table(changes: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def changes_csv(changes: pd.DataFrame) -> bytes:
-    """`changes_table` as CSV, neutralised against spreadsheet formulas."""
-    text: str = neutralise_formulas(changes_table(changes)).to_csv(index=False)
-    return text.encode("utf-8")
+CHANGES_SCHEMA = pa.schema([(name, pa.string()) for name in (
+    "Key", "Value", "Email", "Action", "Rule", "Clearout status", "Clearout reason", "MSG-email before", "Properties")])
+
+
+def changes_csv_chunks(batches: Iterable[pd.DataFrame], flavour: str = SPREADSHEET) -> Iterator[bytes]:
+    """`changes_table` of each batch of changes as one CSV file (lib.downloads' flavours), streamed."""
+    def tables() -> Iterator[pa.RecordBatch]:
+        for changes in batches:
+            table = changes_table(changes)
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(table[name].astype("string[pyarrow]").array, pa.string()) for name in CHANGES_SCHEMA.names],
+                schema=CHANGES_SCHEMA)
+    return csv_chunks(CHANGES_SCHEMA, tables(), flavour=flavour)
+
+
+def changes_csv(changes: pd.DataFrame, flavour: str = SPREADSHEET) -> bytes:
+    """`changes_table` as one CSV file."""
+    return b"".join(changes_csv_chunks([changes], flavour))
 
 
 # ---- the Export page's decisions ----------------------------------------------------------------

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from typing import Any
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -126,6 +126,21 @@ class CacheStore(Database):
         finally:
             con.execute("COMMIT")
         return found
+
+    def iter_fresh_emails(self, *, fresh_since: str, chunk: int = 500_000) -> Iterator[list[str]]:
+        """Every address with a reusable verdict (as `fresh_cached_emails`), a chunk at a time, in
+        one consistent read: for joining a big list to the cache out of core."""
+        con = self._connection()
+        cursor = con.cursor()
+        cursor.row_factory = None
+        con.execute("BEGIN")
+        try:
+            cursor.execute("SELECT c.email FROM verification_cache c WHERE c.verified_on >= ? AND c.status <> ?",
+                           (fresh_since, C.UNKNOWN))
+            while rows := cursor.fetchmany(chunk):
+                yield [row[0] for row in rows]
+        finally:
+            con.execute("COMMIT")
 
     def cache_size(self) -> int:
         return int(self._scalar("SELECT COUNT(*) FROM verification_cache"))

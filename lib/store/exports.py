@@ -6,7 +6,7 @@ import json
 import sqlite3
 import time
 from typing import Any
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -114,34 +114,36 @@ class ExportsStore(Database):
             args.append(parent_run_id)
         return from_rows(ExportRun, self._all(sql + " ORDER BY id DESC", args))
 
-    def add_export_changes(self, run_id: int, changes: pd.DataFrame, *, batch_size: int) -> int:
-        """Record the planned per-profile changes of a run and create its batches.
+    def add_export_changes(self, run_id: int, changes: Iterable[pd.DataFrame], *, batch_size: int) -> int:
+        """Record the planned per-profile changes of a run and create its batches, in one transaction
+        (a plan is recorded whole or not at all).
 
-        `changes` columns: key_type, key_value, email, unsubscribe (bool), prior_msg_email
-        (bool or NA), properties_json (str or NA). Row order decides batches of `batch_size`;
-        a batch is a contiguous range of row_no (which `export_batch_rows` relies on).
+        `changes`: frames, in send order, with the columns key_type, key_value, email, unsubscribe
+        (bool), prior_msg_email (bool or NA), properties_json (str or NA). Row order decides batches
+        of `batch_size`; a batch is a contiguous range of row_no (which `export_batch_rows` relies on).
         """
-        n = len(changes)
-        counts = [min(batch_size, n - first) for first in range(0, n, batch_size)]
-
         def col(part: pd.DataFrame, name: str, as_int: bool = False) -> list[Any]:
             values = pa.array(part[name], from_pandas=True)  # NA, NaN and None become null -> None
             listed: list[Any] = (values.cast(pa.int64()) if as_int else values).to_pylist()
             return listed
 
+        n = 0
         with self._tx() as con:
             # In slices: Python objects for a million rows at once would cost several hundred MB.
             # One transaction, rows in primary-key order: a million rows take ~2.5 s, mostly SQLite's.
-            for start in range(0, n, _WRITE_CHUNK):
-                part = changes.iloc[start:start + _WRITE_CHUNK]
-                row_no = np.arange(start, start + len(part))
-                con.executemany(
-                    """INSERT INTO export_changes (run_id, row_no, batch_no, key_type, key_value, email,
-                           unsubscribe, prior_msg_email, properties_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    zip(itertools.repeat(run_id), row_no.tolist(), (row_no // batch_size).tolist(),
-                        col(part, "key_type"), col(part, "key_value"), col(part, "email"),
-                        col(part, "unsubscribe", as_int=True), col(part, "prior_msg_email", as_int=True),
-                        col(part, "properties_json")))
+            for frame in changes:
+                for start in range(0, len(frame), _WRITE_CHUNK):
+                    part = frame.iloc[start:start + _WRITE_CHUNK]
+                    row_no = np.arange(n, n + len(part))
+                    con.executemany(
+                        """INSERT INTO export_changes (run_id, row_no, batch_no, key_type, key_value, email,
+                               unsubscribe, prior_msg_email, properties_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                        zip(itertools.repeat(run_id), row_no.tolist(), (row_no // batch_size).tolist(),
+                            col(part, "key_type"), col(part, "key_value"), col(part, "email"),
+                            col(part, "unsubscribe", as_int=True), col(part, "prior_msg_email", as_int=True),
+                            col(part, "properties_json")))
+                    n += len(part)
+            counts = [min(batch_size, n - first) for first in range(0, n, batch_size)]
             con.executemany("INSERT INTO export_batches (run_id, batch_no, state, first_row, records) "
                             "VALUES (?, ?, 'pending', ?, ?)",
                             [(run_id, b, b * batch_size, c) for b, c in enumerate(counts)])

@@ -12,12 +12,20 @@ from lib.store.records import (ActiveJobExists, StoreError, VerificationJob, fro
                                utc_now)
 
 
+def part_upload_name(upload_name: str | None, part_no: int) -> str:
+    """`<list>-job12.csv` → `<list>-job12-part3.csv`: unique per part for Clearout's duplicate guard,
+    and the same on every attempt at that part."""
+    stem = (upload_name or "list.csv").removesuffix(".csv")
+    return f"{stem}-part{part_no}.csv"
+
+
 class JobsStore(Database):
     # ---- verification jobs ----------------------------------------------------------------
     _JOB_FIELDS = ("state", "clearout_list_id", "upload_name", "upload_attempts", "unique_emails",
                    "cached", "syntax_invalid", "to_verify", "credits_spent", "percent", "error",
                    "cancel_requested", "lease_owner", "lease_until", "started_at", "finished_at",
-                   "upload_started_at", "upload_bytes", "attention", "attach_list_id", "reupload_confirmed_by")
+                   "upload_started_at", "upload_bytes", "attention", "attach_list_id", "reupload_confirmed_by",
+                   "parts")
 
     def create_job(self, *, list_id: int, unique_emails: int, cached: int, syntax_invalid: int,
                    to_verify: int, state: str = "queued", requested_by: str = "") -> VerificationJob:
@@ -38,8 +46,7 @@ class JobsStore(Database):
         except sqlite3.IntegrityError as exc:
             if "one active verification per list" not in str(exc):
                 raise
-            active = self.list_jobs(list_id=list_id, states=(*VerificationJob.ACTIVE_STATES, "preparing", "queued"),
-                                    limit=1)
+            active = self.list_jobs(list_id=list_id, states=VerificationJob.UNFINISHED_STATES, limit=1)
             raise ActiveJobExists(active[0] if active else None) from None
         return self.job(int(cur.lastrowid or 0))
 
@@ -57,9 +64,16 @@ class JobsStore(Database):
                                                     (job_id,)))
 
     def list_jobs(self, *, states: Sequence[str] | None = None, list_id: int | None = None,
-                  mode: str | None = None, limit: int | None = None) -> list[VerificationJob]:
-        sql = "SELECT j.* FROM verification_jobs j JOIN lists l ON l.id = j.list_id WHERE 1 = 1"
+                  mode: str | None = None, limit: int | None = None,
+                  parts_of: int | None = None) -> list[VerificationJob]:
+        """Jobs of whole lists, newest first; with `parts_of`, the parts of that job instead."""
+        sql = "SELECT j.* FROM verification_jobs j JOIN lists l ON l.id = j.list_id WHERE "
         args: list[Any] = []
+        if parts_of is None:
+            sql += "j.parent_job_id IS NULL"
+        else:
+            sql += "j.parent_job_id = ?"
+            args.append(parts_of)
         if states:
             sql += f" AND j.state IN ({','.join('?' * len(states))})"
             args += list(states)
@@ -76,7 +90,8 @@ class JobsStore(Database):
 
     def latest_done_job(self, list_id: int) -> VerificationJob | None:
         return from_row(VerificationJob, self._one(
-            "SELECT * FROM verification_jobs WHERE list_id = ? AND state = 'done' ORDER BY id DESC LIMIT 1",
+            "SELECT * FROM verification_jobs WHERE list_id = ? AND state = 'done' AND parent_job_id IS NULL "
+            "ORDER BY id DESC LIMIT 1",
             (list_id,)))
 
     def claim_jobs(self, owner: str, *, lease_seconds: float, max_active: int,
@@ -172,9 +187,68 @@ class JobsStore(Database):
                 (now, now, job_id))
             if cur.rowcount == 0:
                 con.execute("UPDATE verification_jobs SET cancel_requested = 1, updated_at = ? "
-                            "WHERE id = ? AND state IN ('uploading', 'verifying', 'downloading')",
+                            "WHERE id = ? AND state IN ('uploading', 'verifying', 'downloading', 'parts')",
                             (now, job_id))
+            # A cancel covers every part: those not sent yet end now, the others at the worker.
+            con.execute("UPDATE verification_jobs SET state = 'cancelled', cancel_requested = 1, finished_at = ?, "
+                        "updated_at = ?, lease_owner = NULL WHERE parent_job_id = ? AND (state IN ('preparing', "
+                        "'queued') OR (state = 'uploading' AND upload_started_at IS NULL "
+                        "AND clearout_list_id IS NULL))", (now, now, job_id))
+            con.execute("UPDATE verification_jobs SET cancel_requested = 1, updated_at = ? WHERE parent_job_id = ? "
+                        "AND state IN ('uploading', 'verifying', 'downloading')", (now, job_id))
         return self.get_job(job_id)
+
+    # ---- parts of a big list ------------------------------------------------------------------
+    def split_job(self, job_id: int, part_sizes: Sequence[int], **changes: Any) -> bool:
+        """Queue one part per size and put the job in 'parts', in one step; False (and nothing written)
+        unless the job is still 'preparing' and not cancelled."""
+        now = utc_now()
+        changes = {**changes, "parts": len(part_sizes), "state": "parts", "started_at": now, "updated_at": now}
+        unknown = set(changes) - {*self._JOB_FIELDS, "updated_at"}
+        if unknown:
+            raise StoreError(f"cannot update verification_jobs.{', '.join(sorted(unknown))}")
+        with self._tx() as con:
+            cur = con.execute(
+                f"UPDATE verification_jobs SET {', '.join(f'{k} = ?' for k in changes)} "
+                "WHERE id = ? AND state = 'preparing' AND cancel_requested = 0", [*changes.values(), job_id])
+            if cur.rowcount != 1:
+                return False
+            parent = con.execute("SELECT list_id, requested_by, upload_name FROM verification_jobs WHERE id = ?",
+                                 (job_id,)).fetchone()
+            for number, size in enumerate(part_sizes, start=1):
+                self._insert_part(con, parent, job_id, number, size, now)
+        return True
+
+    def retry_part(self, job_id: int, part_no: int, *, requested_by: str = "") -> VerificationJob | None:
+        """A new attempt at a failed part, queued behind the others; None unless the part's latest
+        attempt failed and its job still waits in 'parts' (two presses make one retry)."""
+        now = utc_now()
+        with self._tx() as con:
+            parent = con.execute("SELECT list_id, requested_by, upload_name, state, cancel_requested "
+                                 "FROM verification_jobs WHERE id = ?", (job_id,)).fetchone()
+            latest = con.execute("SELECT state, to_verify, clearout_list_id FROM verification_jobs "
+                                 "WHERE parent_job_id = ? "
+                                 "AND part_no = ? ORDER BY id DESC LIMIT 1", (job_id, part_no)).fetchone()
+            if parent is None or parent["state"] != "parts" or parent["cancel_requested"] or latest is None \
+                    or latest["state"] != "failed":
+                return None
+            # A part Clearout holds already (it failed after the upload) is fetched again, not bought again.
+            new_id = self._insert_part(con, parent, job_id, part_no, latest["to_verify"], now,
+                                       requested_by=requested_by, clearout_list_id=latest["clearout_list_id"])
+            con.execute("UPDATE verification_jobs SET attention = NULL, error = NULL, updated_at = ? WHERE id = ?",
+                        (now, job_id))
+        return self.job(new_id)
+
+    @staticmethod
+    def _insert_part(con: sqlite3.Connection, parent: sqlite3.Row, job_id: int, part_no: int, size: int,
+                     now: str, *, requested_by: str | None = None, clearout_list_id: str | None = None) -> int:
+        cur = con.execute(
+            """INSERT INTO verification_jobs (list_id, state, to_verify, unique_emails, requested_by, upload_name,
+                                              parent_job_id, part_no, clearout_list_id, created_at, updated_at)
+               VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (parent["list_id"], size, size, requested_by if requested_by is not None else parent["requested_by"],
+             part_upload_name(parent["upload_name"], part_no), job_id, part_no, clearout_list_id, now, now))
+        return int(cur.lastrowid or 0)
 
     def release_job_leases(self, owner: str) -> None:
         """A worker stopping cleanly hands its jobs over at once instead of at lease expiry."""
@@ -191,5 +265,5 @@ class JobsStore(Database):
         """Credits that started jobs will still spend: those not yet handed to Clearout."""
         return int(self._scalar(
             "SELECT COALESCE(SUM(j.to_verify), 0) FROM verification_jobs j JOIN lists l ON l.id = j.list_id "
-            "WHERE l.mode = ? AND (j.state IN ('preparing', 'queued') OR "
+            "WHERE l.mode = ? AND (j.state = 'preparing' OR (j.state = 'queued' AND j.clearout_list_id IS NULL) OR "
             "(j.state = 'uploading' AND j.clearout_list_id IS NULL))", (mode,)))

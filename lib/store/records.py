@@ -118,9 +118,17 @@ class VerificationJob:
     attention: str | None = None  # why a person must decide before this job moves (see lib.verification)
     attach_list_id: str | None = None  # a Clearout list id a person gave, for the worker to check and use
     reupload_confirmed_by: str | None = None  # who confirmed uploading again, credits at risk named
+    parent_job_id: int | None = None  # set on a part: the job of the whole list
+    part_no: int | None = None  # 1-based; a retried part is a new job with the same number
+    parts: int = 0  # on a parent: how many parts its addresses were cut into
 
     ACTIVE_STATES = ("uploading", "verifying", "downloading")
     FINAL_STATES = ("done", "failed", "cancelled")
+    UNFINISHED_STATES = ("preparing", "queued", "uploading", "verifying", "downloading", "parts")
+
+    @property
+    def is_part(self) -> bool:
+        return self.parent_job_id is not None
 
     @property
     def is_final(self) -> bool:

@@ -245,7 +245,63 @@ MIGRATIONS: tuple[str, ...] = (
                                          AND state IN ('planned', 'running'))
     BEGIN SELECT RAISE(ABORT, 'one active run per list and project'); END
     """,
-    # v5: what long work is doing now (lib.activity: a job's, run's or task's step, progress, waits and
+    # v5: a list above the part size goes to Clearout as parts. The parent job waits in 'parts' while
+    # its children (one per part, `part_no`; a retried part gets a new child) take the usual path.
+    # The state CHECK grows, so the table is rebuilt (SQLite cannot alter a CHECK); nothing references
+    # it, so dropping the old one cascades nowhere.
+    """
+    CREATE TABLE verification_jobs_v5 (
+        id INTEGER PRIMARY KEY,
+        list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+        state TEXT NOT NULL CHECK (state IN ('preparing', 'queued', 'uploading', 'verifying',
+                                             'downloading', 'parts', 'done', 'failed', 'cancelled')),
+        clearout_list_id TEXT,
+        upload_name TEXT,
+        upload_attempts INTEGER NOT NULL DEFAULT 0,
+        unique_emails INTEGER NOT NULL DEFAULT 0,
+        cached INTEGER NOT NULL DEFAULT 0,
+        syntax_invalid INTEGER NOT NULL DEFAULT 0,
+        to_verify INTEGER NOT NULL DEFAULT 0,
+        credits_spent INTEGER,
+        percent REAL NOT NULL DEFAULT 0,
+        error TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        lease_owner TEXT,
+        lease_until REAL,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        updated_at TEXT NOT NULL,
+        finished_at TEXT,
+        requested_by TEXT NOT NULL DEFAULT '',
+        upload_started_at TEXT,
+        upload_bytes INTEGER,
+        attention TEXT,
+        attach_list_id TEXT,
+        reupload_confirmed_by TEXT,
+        parent_job_id INTEGER,
+        part_no INTEGER,
+        parts INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO verification_jobs_v5 (id, list_id, state, clearout_list_id, upload_name, upload_attempts,
+        unique_emails, cached, syntax_invalid, to_verify, credits_spent, percent, error, cancel_requested,
+        lease_owner, lease_until, created_at, started_at, updated_at, finished_at, requested_by,
+        upload_started_at, upload_bytes, attention, attach_list_id, reupload_confirmed_by)
+    SELECT id, list_id, state, clearout_list_id, upload_name, upload_attempts, unique_emails, cached,
+        syntax_invalid, to_verify, credits_spent, percent, error, cancel_requested, lease_owner, lease_until,
+        created_at, started_at, updated_at, finished_at, requested_by, upload_started_at, upload_bytes,
+        attention, attach_list_id, reupload_confirmed_by FROM verification_jobs;
+    DROP TABLE verification_jobs;
+    ALTER TABLE verification_jobs_v5 RENAME TO verification_jobs;
+    CREATE INDEX verification_jobs_state ON verification_jobs(state);
+    CREATE INDEX verification_jobs_list ON verification_jobs(list_id);
+    CREATE INDEX verification_jobs_parent ON verification_jobs(parent_job_id);
+    CREATE TRIGGER verification_jobs_one_active_per_list BEFORE INSERT ON verification_jobs
+    WHEN NEW.parent_job_id IS NULL AND EXISTS (
+        SELECT 1 FROM verification_jobs WHERE list_id = NEW.list_id AND parent_job_id IS NULL
+        AND state IN ('preparing', 'queued', 'uploading', 'verifying', 'downloading', 'parts'))
+    BEGIN SELECT RAISE(ABORT, 'one active verification per list'); END
+    """,
+    # v6: what long work is doing now (lib.activity: a job's, run's or task's step, progress, waits and
     # retries, for the pages), and where an export change's state before the run came from (`list`,
     # `read` from CleverTap, `no_profile`: an address CleverTap has no profile for, so no state to read).
     """

@@ -3,14 +3,19 @@ dry-run cache."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import streamlit as st
+
+from lib import download_links
+from lib.downloads import SPREADSHEET
+from lib.filters import Selection
 
 from lib.errors import UserError
 from lib.export import runs, views
 from lib.export.payloads import sample_payload
-from lib.export.plan import (RULES, ExportOptions, ExportPlan, append_table, columns_from_table, confirmation_phrase,
-                             plan_export)
+from lib.export.plan import RULES, ExportOptions, ExportPlan, append_table, columns_from_table, confirmation_phrase
+from lib.export.planfile import plan_export
 from lib.export.undo import start_undo
 from lib.figures import Metric
 from lib.store import Connection, Task
@@ -24,6 +29,19 @@ def dry_run(data_dir: str, list_id: int, job_id: int, options: ExportOptions, gu
             nonce: int) -> ExportPlan:
     """The plan, shared read-only (a million-row plan is not copied on every rerun); `nonce` = a new dry run."""
     return plan_export(runtime().store, list_id, options, guardrail_pct=guardrail)
+
+
+def plan_link(plan: ExportPlan) -> str:
+    """This session's download link of a plan's changes (lib.download_links), made once per plan."""
+    links: dict[str, str] = st.session_state.setdefault("export_links", {})
+    token = links.get(plan.tag)
+    if token is None or download_links.take(token) is None:
+        token = download_links.offer(download_links.Download(
+            data_dir=runtime().store.data_dir, merged=plan.changes_file or Path(), selection=Selection(),
+            file_format=download_links.CSV, flavour=SPREADSHEET, file_name=f"export-plan-{plan.tag}.csv",
+            rows=plan.summary.changes, kind=download_links.PLAN))
+        links[plan.tag] = token
+    return f"./{download_links.ROUTE}/{token}"
 
 
 def _stop(run_id: int) -> None:
@@ -130,9 +148,9 @@ def dry_run_panel(plan: ExportPlan, connection: Connection, actor: str) -> None:
         st.markdown("**Unsubscribes by reason**")
         st.dataframe(views.reason_counts(plan), key="export_reasons", hide_index=True, width="stretch",
                      column_config=counts("Profiles"))
-    st.download_button("Download the profiles that will change (CSV)", key="export_download",
-                       data=lambda: views.changes_csv(plan.changes), file_name=f"export-plan-{plan.tag}.csv",
-                       mime="text/csv", disabled=s.changes == 0, on_click="ignore")
+    if s.changes and plan.changes_file is not None:
+        st.link_button(f"Download the {s.changes:,} profiles that will change (CSV for a spreadsheet)",
+                       plan_link(plan), icon=":material/download:")
     with st.expander("Payload sample: the first records exactly as sent"):
         st.code(json.dumps(sample_payload(plan), indent=2, ensure_ascii=False), language="json")
     confirmation = ""

@@ -17,18 +17,45 @@ def job_rows(items: list[JobView], key_prefix: str) -> None:
         with st.container(border=True):
             left, right = st.columns([5, 1], vertical_alignment="center")
             left.markdown(f"**{escape_md(view.list_name)}** · {view.label}")
-            if view.job.state in ("uploading", "verifying", "downloading"):
+            if view.job.state in ("uploading", "verifying", "downloading", "parts"):
                 left.progress(view.progress)
             (left.error if view.job.state == "failed" else left.caption)(escape_md(view.detail))
             if view.activity:
                 left.caption(f":material/hourglass_top: {escape_md(view.activity)}")
             if view.needs_decision:
                 decide(view, left, key_prefix)
+            if view.parts:
+                parts(view, left, key_prefix)
             if view.cancellable:
                 # A callback: it runs before the rerun that the click starts, which then shows the result.
                 right.button("Cancel", key=f"{key_prefix}_cancel_{view.job.id}", on_click=_cancel,
                              args=(view.job.id,),
                              help="Stop this verification; rows Clearout has not verified yet are free")
+
+
+def parts(view: JobView, where: Any, key_prefix: str) -> None:
+    """A job sent in parts: each part's state, the decisions a part waits for, and a retry of the
+    failed parts alone."""
+    for part in view.parts:
+        if part.needs_decision:
+            where.markdown(f"**{part.list_name}** · {part.label}")
+            decide(part, where, key_prefix)
+    if view.retryable_parts:
+        where.button(f"Retry the failed {plural(view.retryable_parts, 'part')}",
+                     key=f"{key_prefix}_retry_{view.job.id}", type="primary", on_click=_retry,
+                     args=(view.job.id, f"{key_prefix}_flash_{view.job.id}"),
+                     help="Only the failed parts go again; a part Clearout already holds is fetched, not bought again")
+        flash(f"{key_prefix}_flash_{view.job.id}")
+    with where.expander(f"{len(view.parts)} parts"):
+        for part in view.parts:
+            st.caption(f"{part.list_name} · {part.label} · {escape_md(part.detail)}")
+
+
+def _retry(job_id: int, flash_key: str) -> None:
+    try:
+        start.retry_failed_parts(runtime().store, job_id, requested_by=current_user())
+    except UserError as exc:
+        st.session_state[flash_key] = ("error", escape_md(exc.message))
 
 
 def decide(view: JobView, where: Any, key_prefix: str) -> None:

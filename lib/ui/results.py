@@ -1,51 +1,59 @@
-"""The Results page's caches: a verified list's merged frame, its summary and its charts, shared
-by every session per (list, job, files' version); and the table's column configuration."""
+"""The Results page's caches (a verified list's summary, charts and filtered preview, shared by every
+session per list, job and merged file's version), its filters, and its download links."""
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from lib import columns as co
-from lib import downloads, results
+from lib import download_links, downloads, results, resultset
 from lib.filters import FilterOptions, Selection
-from lib.ui import runtime
+from lib.resultset import Rows
+from lib.ui import current_user, runtime
+from lib.ui.tasks import task_answer
 
-RESULTS_TTL_S = 30 * 60  # a list nobody looked at for half an hour leaves memory
-RESULTS_MAX_LISTS = 2  # a 1,000,000-row merged frame holds about 300 MB
+RESULTS_TTL_S = 30 * 60  # figures nobody looked at for half an hour leave memory
+RESULTS_MAX_LISTS = 8  # a summary is a few KB; the rows themselves stay on disk (lib.resultset)
 PLOTLY_CONFIG = {  # offline: no Plotly logo link, no Chart Studio; Streamlit bundles plotly.js itself
     "displaylogo": False, "showLink": False, "showSendToCloud": False, "showEditInChartStudio": False,
     "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
 
 
-@st.cache_resource(ttl=RESULTS_TTL_S, max_entries=RESULTS_MAX_LISTS, show_spinner="Joining the verdicts to the rows…")
-def verified_frame(data_dir: str, list_id: int, job_id: int, version: str) -> pd.DataFrame:
-    """A verified list's merged rows (lib.results.load_merged), one object shared by all sessions: READ-ONLY.
-
-    cache_resource, not cache_data: cache_data hands every rerun an unpickled copy, about 1.5 s and
-    300 MB for a 1,000,000-row list, which alone would blow the 0.5 s rerun budget. The price is that
-    every caller holds the same frame, so it must never be mutated: lib.merge, lib.charts and
-    lib.downloads only read it (filters return new frames). Key: lib.results.cache_key.
-    """
-    return results.load_merged(runtime().store, list_id, job_id)
-
-
-@st.cache_data(ttl=RESULTS_TTL_S, max_entries=4 * RESULTS_MAX_LISTS, show_spinner=False)
-def verified_summary(data_dir: str, list_id: int, job_id: int, version: str) -> results.Summary:
-    """Key figures, chart aggregations and filter options: a few KB, so cache_data's copy is cheap."""
+def _item(list_id: int, job_id: int) -> results.VerifiedList:
     store = runtime().store
-    return results.summarise(verified_frame(data_dir, list_id, job_id, version),
-                             store.list_record(list_id).email_column or "", store.job(job_id))
+    return results.VerifiedList(store.list_record(list_id), store.job(job_id))
 
 
-@st.cache_resource(ttl=RESULTS_TTL_S, max_entries=4 * RESULTS_MAX_LISTS, show_spinner=False)
+@st.cache_data(ttl=RESULTS_TTL_S, max_entries=RESULTS_MAX_LISTS, show_spinner="Counting the results…")
+def verified_summary(data_dir: str, list_id: int, job_id: int, version: str) -> results.Summary:
+    """Key figures, chart aggregations and filter options (lib.resultstats), shared by all sessions.
+    Key: lib.results.cache_key (the version changes with the merged file)."""
+    return results.summarise(runtime().store, _item(list_id, job_id))
+
+
+@st.cache_resource(ttl=RESULTS_TTL_S, max_entries=RESULTS_MAX_LISTS, show_spinner=False)
 def verified_charts(data_dir: str, list_id: int, job_id: int, version: str) -> tuple[go.Figure, ...]:
     """The seven Results figures: READ-ONLY, shared. Building them takes ~0.12 s and unpickling half of
     that; st.plotly_chart only reads a figure (to_dict), so one shared copy is safe."""
     return results.figures(verified_summary(data_dir, list_id, job_id, version))
+
+
+@st.cache_data(ttl=RESULTS_TTL_S, max_entries=16 * RESULTS_MAX_LISTS, show_spinner="Finding the rows…")
+def verified_rows(data_dir: str, list_id: int, job_id: int, version: str, selection: Selection) -> Rows:
+    """The match counts and the first rows of a selection (lib.resultset.rows): a rerun with the same
+    filters costs a cache lookup, not a scan of the merged file."""
+    return results.matching_rows(runtime().store, _item(list_id, job_id), selection)
+
+
+def wait_for_merge(item: results.VerifiedList) -> None:
+    """The merged file is not written yet: ask the worker for it and wait (the page reruns when ready)."""
+    rt = runtime()
+    task = results.request_merge(rt.store, rt.mode, item, requested_by=current_user())
+    st.session_state["results_merge_task"] = task.id
+    task_answer("results_merge_task", f"Joining the verdicts to the {item.record.rows:,} rows of the list…",
+                lambda _: st.rerun())
 
 
 def clearout_column_config(email_column: str | None) -> dict[str, Any]:
@@ -68,7 +76,7 @@ FILTER_KEYS = ("results_status", "results_safe", "results_reason", "results_flag
 
 def forget_filters() -> None:
     """Another list has other values to filter by: start it unfiltered."""
-    for name in (*FILTER_KEYS, "results_xlsx", "results_scope"):
+    for name in (*FILTER_KEYS, "results_scope"):
         st.session_state.pop(name, None)
 
 
@@ -90,36 +98,43 @@ def filters(options: FilterOptions) -> Selection:
                                              help="The 50 biggest domains are listed; type any other one")))
 
 
-def downloads_section(merged: pd.DataFrame, matching: pd.DataFrame, selection: Selection, list_name: str,
+def downloads_section(item: results.VerifiedList, found: Rows, selection: Selection,
                       cache_key: tuple[str, int, int, str]) -> None:
-    """CSV at once (written on click), Excel prepared on demand (it takes a while and memory)."""
+    """Links to the whole list or the filtered rows, as CSV (for a spreadsheet or exact) or Excel;
+    the server streams each file from the merged file (lib.download_links)."""
     scope = st.radio("Rows", ["all", "filtered"], key="results_scope", horizontal=True,
                      disabled=not selection.active, help="Set a filter above to download only the rows it matches",
-                     format_func=lambda s: f"All {len(merged):,} rows" if s == "all"
-                     else f"The {len(matching):,} rows the filters match")
+                     format_func=lambda s: f"All {found.total:,} rows" if s == "all"
+                     else f"The {found.matching:,} rows the filters match")
     filtered = scope == "filtered" and selection.active
-    frame = matching if filtered else merged
-    csv_col, xlsx_col = st.columns(2)
-    csv_col.download_button(f"Download CSV ({len(frame):,} rows)", icon=":material/download:", type="primary",
-                            key="results_csv", data=partial(downloads.to_csv_bytes, frame),  # on click only
-                            file_name=results.file_name(list_name, "csv", filtered=filtered), mime="text/csv",
-                            on_click="ignore")
-    xlsx_id = (cache_key, filtered, selection if filtered else None)
-    built = st.session_state.get("results_xlsx")
-    if built is not None and built[0] != xlsx_id:
-        st.session_state.pop("results_xlsx")  # a file for other rows: free its memory
-        built = None
-    if refusal := results.xlsx_refusal(frame):
-        xlsx_col.warning(refusal)
-    elif built is not None:
-        xlsx_col.download_button(f"Download Excel ({len(frame):,} rows)", icon=":material/download:",
-                                 key="results_xlsx_download", data=partial(bytes, built[1]), on_click="ignore",
-                                 file_name=results.file_name(list_name, "xlsx", filtered=filtered),
-                                 mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    else:
-        if wait := results.xlsx_wait_text(len(frame)):
-            xlsx_col.warning(wait, icon=":material/hourglass_top:")
-        if xlsx_col.button(f"Prepare an Excel file ({len(frame):,} rows)", key="results_xlsx_build"):
-            with st.spinner(f"Writing {len(frame):,} rows to Excel…"):
-                st.session_state["results_xlsx"] = (xlsx_id, downloads.to_xlsx_bytes(frame))
-            st.rerun()
+    rows = found.matching if filtered else found.total
+    chosen = selection if filtered else Selection()
+    columns = st.columns(3)
+    for column, (file_format, flavour) in zip(columns, results.DOWNLOAD_CHOICES):
+        label, help_text = results.download_label(file_format, flavour, rows)
+        if refusal := results.download_refusal(file_format, rows):
+            column.warning(refusal, icon=":material/block:")
+            continue
+        token = _link(cache_key, chosen, file_format, flavour, item, rows, filtered)
+        column.link_button(label, f"./{download_links.ROUTE}/{token}", icon=":material/download:", help=help_text,
+                           type="primary" if flavour == downloads.SPREADSHEET and file_format == "csv" else "secondary",
+                           width="stretch")
+    if wait := results.xlsx_wait_text(rows):
+        st.caption(wait)
+
+
+def _link(cache_key: tuple[str, int, int, str], selection: Selection, file_format: str, flavour: str,
+          item: results.VerifiedList, rows: int, filtered: bool) -> str:
+    """This session's token for a file, made once per file (reruns reuse it until it expires)."""
+    wanted = (cache_key, selection, file_format, flavour)
+    links: dict[object, str] = st.session_state.setdefault("results_links", {})
+    token = links.get(wanted)
+    if token is None or download_links.take(token) is None:
+        store = runtime().store
+        token = download_links.offer(download_links.Download(
+            data_dir=store.data_dir, merged=resultset.merged_path(store, item.job.id), selection=selection,
+            file_format=file_format, flavour=flavour, rows=rows,
+            file_name=results.file_name(item.record.name, file_format, filtered=filtered,
+                                        exact=flavour == downloads.EXACT)))
+        links[wanted] = token
+    return token

@@ -1,8 +1,6 @@
 """The Verify page's cached price of a run (planning reads the list and the cache)."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import streamlit as st
 
 from lib.ui import runtime
@@ -11,10 +9,8 @@ from lib.verification.plan import VerificationPlan, plan_verification
 
 @st.cache_data(ttl=60, max_entries=16, show_spinner="Counting addresses…")
 def cost(list_id: int, updated_at: str, cache_days: int, cache_rows: int, jobs_done: int) -> VerificationPlan:
-    """The counts of a run (the addresses to buy are dropped: a million of them stay out of the cache).
-    The key changes when the list, the cache or the finished jobs do."""
-    plan = plan_verification(runtime().store, list_id, cache_days=cache_days)
-    return replace(plan, upload=plan.upload.iloc[:0])
+    """The counts of a run; the key changes when the list, the cache or the finished jobs do."""
+    return plan_verification(runtime().store, list_id, cache_days=cache_days)
 
 
 def current_cost(list_id: int, updated_at: str) -> VerificationPlan:

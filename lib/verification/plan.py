@@ -1,5 +1,5 @@
 """Planning a verification run: what to buy, what the cache and the syntax check give for free, and
-queueing the job for the worker process (with its upload file written).
+where each job's upload file lives.
 
 A run costs one credit per distinct normalised address that passes the local syntax check and has
 no fresh verdict in the cache. "Fresh" means verified within `verify_cache_days` and not Unknown:
@@ -7,9 +7,8 @@ Unknown is Clearout's "could not tell, try later", so it is never reused.
 """
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
@@ -18,13 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from lib.emails import normalise_emails, valid_syntax_mask
 from lib.errors import UserError
 from lib.store import ListRecord, Store, VerificationJob
+from lib.verification import addresses
+from lib.verification.addresses import UPLOAD_HEADER
 
 UPLOAD_FILE = "upload.csv"
-
-UPLOAD_HEADER = "Email"  # Clearout requires an Email column (1004 otherwise)
 
 
 class VerificationError(UserError):
@@ -55,11 +53,15 @@ class VerificationPlan:
     cached: int          # with a fresh verdict in the cache: free
     syntax_invalid: int  # failing the local syntax check: marked Invalid for free
     to_verify: int       # to buy: one credit each at most (Clearout does not charge Unknown)
-    upload: pd.Series = field(repr=False, compare=False)  # the addresses to buy
 
     @property
     def credits_saved(self) -> int:
         return self.cached + self.syntax_invalid
+
+    def parts(self, part_rows: int) -> int:
+        """How many files the addresses to buy go to Clearout as (Clearout advises at most
+        `part_rows` rows per file)."""
+        return -(-self.to_verify // part_rows) if self.to_verify else 0
 
 
 def fresh_since(cache_days: int, now: datetime | None = None) -> str:
@@ -68,31 +70,27 @@ def fresh_since(cache_days: int, now: datetime | None = None) -> str:
     return (now - timedelta(days=cache_days)).isoformat(timespec="seconds")
 
 
-def list_addresses(store: Store, record: ListRecord) -> pd.Series:
-    """Distinct normalised addresses of a list (Arrow strings), in first-seen order."""
+def ready_list(store: Store, list_id: int) -> ListRecord:
+    """The list, if it can be verified.
+
+    Raises:
+        VerificationError: it is gone, still loading, or has no email column.
+    """
+    record = store.get_list(list_id)
+    if record is None:
+        raise VerificationError("That list no longer exists: pick another one.")
     if record.state != "ready" or not record.email_column:
         raise VerificationError(f"The list {record.name!r} is not ready to verify: it has no email column "
                                 "or is still loading. Check it on the Lists page.")
-    column = record.email_column
-    table = pd.read_parquet(store.list_path(record.id), columns=[column])
-    emails = normalise_emails(table[column])
-    return emails.dropna().drop_duplicates().reset_index(drop=True)
+    return record
 
 
 def plan_verification(store: Store, list_id: int, *, cache_days: int,
                       now: datetime | None = None) -> VerificationPlan:
-    """Count what verifying a list costs now, and which addresses would be bought."""
-    record = store.get_list(list_id)
-    if record is None:
-        raise VerificationError("That list no longer exists: pick another one.")
-    addresses = list_addresses(store, record)
-    valid = valid_syntax_mask(addresses).to_numpy()
-    candidates = addresses[valid]
-    fresh = store.fresh_cached_emails(candidates, fresh_since=fresh_since(cache_days, now))
-    cached_mask = member_mask(candidates, fresh)
-    upload = candidates[~cached_mask].reset_index(drop=True)
-    return VerificationPlan(list_id=list_id, unique_emails=len(addresses), cached=int(cached_mask.sum()),
-                            syntax_invalid=int((~valid).sum()), to_verify=len(upload), upload=upload)
+    """Count what verifying a list costs now (out of core: lib.verification.addresses)."""
+    counts = addresses.count(store, ready_list(store, list_id), fresh_since=fresh_since(cache_days, now))
+    return VerificationPlan(list_id=list_id, unique_emails=counts.unique_emails, cached=counts.cached,
+                            syntax_invalid=counts.syntax_invalid, to_verify=counts.to_verify)
 
 
 def member_mask(values: pd.Series, members: list[str] | pd.Series) -> pd.Series:
@@ -109,18 +107,12 @@ def upload_name(record: ListRecord, job_id: int) -> str:
     return f"{slug}-job{job_id}.csv"
 
 
-def write_upload_file(addresses: pd.Series, path: Path) -> int:
-    """Write the addresses to buy as a CSV with the header `Email`; atomic (a reader never sees half)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".part")
-    table = pa.table({UPLOAD_HEADER: pa.array(addresses.astype("string[pyarrow]"), pa.string())})
-    with partial.open("wb") as file:
-        # pyarrow quotes the header regardless; addresses that pass the syntax check hold no comma,
-        # quote or newline, so the rows need no quoting either.
-        file.write(f"{UPLOAD_HEADER}\n".encode())
-        pacsv.write_csv(table, file, pacsv.WriteOptions(include_header=False, quoting_style="none"))
-    os.replace(partial, path)
-    return len(addresses)
+def upload_path(store: Store, job: VerificationJob) -> Path:
+    """The file a job sends to Clearout: its own, or for a part, its number's file in the whole
+    list's job folder (every attempt at a part sends the same file)."""
+    if job.parent_job_id is not None:
+        return store.job_dir(job.parent_job_id) / f"part-{job.part_no}.csv"
+    return store.job_dir(job.id) / UPLOAD_FILE
 
 
 def read_upload_file(path: Path) -> pd.Series:
@@ -130,4 +122,4 @@ def read_upload_file(path: Path) -> pd.Series:
     return table.column(UPLOAD_HEADER).to_pandas(types_mapper=pd.ArrowDtype).astype("string[pyarrow]")
 
 
-UNFINISHED_STATES = ("preparing", "queued", *VerificationJob.ACTIVE_STATES)
+UNFINISHED_STATES = VerificationJob.UNFINISHED_STATES

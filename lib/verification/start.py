@@ -9,9 +9,12 @@ import re
 from datetime import datetime
 
 from lib.store import ActiveJobExists, Store, VerificationJob, utc_now
-from lib.verification.plan import (UNFINISHED_STATES, UPLOAD_FILE, VerificationError, VerificationPlan,
-                                   credit_shortage, plan_verification, upload_name, write_upload_file)
-from lib.verification.verdicts import write_job_verdicts
+from lib.verification import addresses
+from lib.verification.plan import (UNFINISHED_STATES, VerificationError, VerificationPlan, credit_shortage,
+                                   fresh_since, ready_list, upload_name)
+from lib.verification.verdicts import finish_verdicts, parts_of
+
+PART_ROWS = 500_000  # settings.verify_part_rows: Clearout advises at most this many rows per bulk file
 
 
 def unfinished_job(store: Store, list_id: int) -> VerificationJob | None:
@@ -49,28 +52,52 @@ def start_verification(store: Store, cost: VerificationPlan, *, available_credit
                             requested_by=requested_by)
 
 
-def prepare_job(store: Store, job: VerificationJob, *, cache_days: int, now: datetime | None = None) -> VerificationJob:
-    """In the worker: plan the job again, write its upload file, and queue it (or finish it at once,
-    with no Clearout call, when nothing is left to buy)."""
-    plan = plan_verification(store, job.list_id, cache_days=cache_days, now=now)
-    if plan.to_verify > job.to_verify:
+def prepare_job(store: Store, job: VerificationJob, *, cache_days: int, part_rows: int = PART_ROWS,
+                now: datetime | None = None) -> VerificationJob:
+    """In the worker: plan the job again and write its upload file, then queue it; or, above
+    `part_rows` addresses to buy, write one file per part and queue a part job for each (the job
+    waits in 'parts'); or finish it at once, with no Clearout call, when nothing is left to buy."""
+    record = ready_list(store, job.list_id)
+    folder = store.job_dir(job.id)
+    counts, files = addresses.write_uploads(store, record, fresh_since=fresh_since(cache_days, now),
+                                            part_rows=part_rows, folder=folder)
+    if counts.to_verify > job.to_verify:
+        for path, _ in files:
+            path.unlink(missing_ok=True)
         store.transition_job(job.id, ("preparing",), state="failed", finished_at=utc_now(),
-                             error=f"The price changed since the start ({job.to_verify:,} → {plan.to_verify:,} "
+                             error=f"The price changed since the start ({job.to_verify:,} → {counts.to_verify:,} "
                                    "credits: cached verdicts expired meanwhile). Nothing was charged: start again "
                                    "to see the new price.")
         return store.job(job.id)
-    counts = dict(unique_emails=plan.unique_emails, cached=plan.cached, syntax_invalid=plan.syntax_invalid,
-                  to_verify=plan.to_verify)
-    if not plan.to_verify:
-        store.transition_job(job.id, ("preparing",), **counts)
-        write_job_verdicts(store, store.job(job.id), new_verdicts=None)
+    values = dict(unique_emails=counts.unique_emails, cached=counts.cached, syntax_invalid=counts.syntax_invalid,
+                  to_verify=counts.to_verify)
+    name = upload_name(record, job.id)
+    if not files:
+        store.transition_job(job.id, ("preparing",), **values)
+        finish_verdicts(store, store.job(job.id))
         store.transition_job(job.id, ("preparing",), state="done", credits_spent=0, percent=100.0,
                              started_at=utc_now(), finished_at=utc_now())
+    elif len(files) == 1:
+        store.transition_job(job.id, ("preparing",), state="queued", upload_name=name, **values)
     else:
-        write_upload_file(plan.upload, store.job_dir(job.id) / UPLOAD_FILE)
-        store.transition_job(job.id, ("preparing",), state="queued",
-                             upload_name=upload_name(store.list_record(job.list_id), job.id), **counts)
+        store.split_job(job.id, [rows for _, rows in files], upload_name=name, **values)
     return store.job(job.id)
+
+
+def retry_failed_parts(store: Store, job_id: int, *, requested_by: str = "") -> list[VerificationJob]:
+    """Queue a new attempt at each failed part of a job, alone: the parts already done are kept.
+
+    A part Clearout holds already (it failed after its upload) is fetched again, not bought again.
+
+    Raises:
+        VerificationError: no part waits for a retry (retried already, or the job moved on).
+    """
+    job = store.job(job_id)
+    retried = [attempt for part in parts_of(store, job) if part.state == "failed"
+               if (attempt := store.retry_part(job.id, part.part_no or 0, requested_by=requested_by))]
+    if not retried:
+        raise VerificationError("No part of this verification waits for a retry: see its state below.")
+    return retried
 
 
 # ---- an upload whose outcome is unknown: a person decides ------------------------------------------

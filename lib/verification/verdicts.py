@@ -2,37 +2,27 @@
 (bought now, reused from the cache, or failed the syntax check); and what a result cost."""
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
 
+import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from lib import columns as C
-from lib.emails import valid_syntax_mask
+from lib import engine, resultset
+from lib.listkeys import ensure_keys
 from lib.store import Store, VerificationJob
-from lib.verification.plan import UPLOAD_FILE, list_addresses, member_mask, read_upload_file
+from lib.verification import addresses
+from lib.verification.plan import member_mask, upload_path
+
+log = logging.getLogger(__name__)
 
 SYNTAX_REASON = "Syntax error"
 
 MISSING_REASON = "Not in the Clearout result"
 
-
-def _fixed_verdicts(emails: pd.Series, *, status: str, safe_to_send: str, reason: str) -> pd.DataFrame:
-    """The same verdict for every address, with nothing else known about them."""
-    n = len(emails)
-    frame = pd.DataFrame({"email": emails.astype("string[pyarrow]").reset_index(drop=True)})
-    for name in C.CLEAROUT_COLUMN_NAMES:
-        frame[name] = pd.Series([None] * n, dtype="object")
-    frame[C.STATUS], frame[C.SAFE_TO_SEND], frame[C.REASON] = status, safe_to_send, reason
-    return C.conform_clearout_columns(frame, keep=("email",))
-
-
-def syntax_verdicts(emails: pd.Series) -> pd.DataFrame:
-    """Verdicts for addresses that fail the syntax check: Invalid, not safe, "Syntax error"."""
-    return _fixed_verdicts(emails, status=C.INVALID, safe_to_send=C.NO, reason=SYNTAX_REASON)
-
-
-def _unknown_verdicts(emails: pd.Series, reason: str) -> pd.DataFrame:
-    return _fixed_verdicts(emails, status=C.UNKNOWN, safe_to_send=C.UNKNOWN, reason=reason)
 
 # Clearout's documented test addresses (`<x>@example.com`) answer fixed verdicts for free.
 FREE_TEST_ADDRESSES = frozenset(f"{x}@example.com" for x in (
@@ -51,41 +41,127 @@ def credits_spent(new_verdicts: pd.DataFrame) -> int:
     return int((charged & ~free).sum())
 
 
-def write_job_verdicts(store: Store, job: VerificationJob, new_verdicts: pd.DataFrame | None) -> int:
+RESULT_FILE = "result.parquet"
+
+
+def result_path(store: Store, job: VerificationJob) -> Path:
+    """What Clearout answered for a job's upload (`email` + the 15 columns), kept until the job's
+    verdicts are written: a part's result waits there for the other parts."""
+    return store.job_dir(job.id) / RESULT_FILE
+
+
+def write_result(store: Store, job: VerificationJob, result: pd.DataFrame) -> Path:
+    """Keep a downloaded result (at most one part: ~500,000 rows), atomically."""
+    path = result_path(store, job)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = engine.partial(path)
+    frame = C.conform_clearout_columns(result, keep=("email",))
+    frame["email"] = frame["email"].astype("string[pyarrow]")
+    frame.to_parquet(partial, index=False)
+    os.replace(partial, path)
+    return path
+
+
+def parts_of(store: Store, job: VerificationJob) -> list[VerificationJob]:
+    """The latest attempt at each part of a job, by part number (none for a job sent whole)."""
+    latest: dict[int, VerificationJob] = {}
+    for part in store.list_jobs(parts_of=job.id):  # newest first
+        latest.setdefault(part.part_no or 0, part)
+    return [latest[number] for number in sorted(latest)]
+
+
+def write_job_verdicts(store: Store, job: VerificationJob) -> int:
     """Write the verdicts file of a finished job: one row per distinct address of its list.
 
-    New verdicts (the addresses uploaded), cached ones for the rest of the valid addresses, and
-    syntax failures; an uploaded address missing from the result is Unknown. Returns the row count.
+    New verdicts (each uploaded address, from its part's result), cached ones for the rest of the
+    valid addresses, and syntax failures; an uploaded address missing from the result is Unknown, a
+    cached one gone from the cache too. Out of core: a ten-million-row list is joined on disk.
+    Returns the row count.
     """
-    addresses = list_addresses(store, store.list_record(job.list_id))
-    valid = valid_syntax_mask(addresses).to_numpy()
-    candidates = addresses[valid].reset_index(drop=True)
-    uploaded = read_upload_file(store.job_dir(job.id) / UPLOAD_FILE)
-    uploaded_mask = member_mask(candidates, uploaded).to_numpy()
-    parts = []
-    if new_verdicts is not None and len(uploaded):
-        new = C.conform_clearout_columns(new_verdicts, keep=("email",))
-        new = new[member_mask(new["email"], uploaded).to_numpy()]
-        missing = uploaded[~member_mask(uploaded, new["email"]).to_numpy()]
-        parts += [_sourced(new, C.SOURCE_NEW), _sourced(_unknown_verdicts(missing, MISSING_REASON), C.SOURCE_NEW)]
-    cached_emails = candidates[~uploaded_mask]
-    if len(cached_emails):
-        cached = store.cached_verdicts(cached_emails).drop(columns="verified_on")
-        gone = cached_emails[~member_mask(cached_emails, cached["email"]).to_numpy()]
-        parts += [_sourced(cached, C.SOURCE_CACHED),
-                  _sourced(_unknown_verdicts(gone, MISSING_REASON), C.SOURCE_CACHED)]
-    parts.append(_sourced(syntax_verdicts(addresses[~valid]), C.SOURCE_SYNTAX))
-    verdicts = pd.concat(parts, ignore_index=True)
-    path = store.job_verdicts_path(job.id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".part")
-    verdicts.to_parquet(partial, index=False)
-    os.replace(partial, path)
-    return len(verdicts)
+    record = store.list_record(job.list_id)
+    parts = parts_of(store, job)
+    uploads = [upload_path(store, part) for part in parts] if parts else [upload_path(store, job)]
+    uploads = [path for path in uploads if path.exists()]
+    results = [result_path(store, attempt) for attempt in (parts or [job])]
+    results = [path for path in results if path.exists()]
+    target = store.job_verdicts_path(job.id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = engine.partial(target)
+    with engine.connect(store.data_dir) as con:
+        addresses.load_addresses(con, ensure_keys(store, record))
+        header = addresses.UPLOAD_HEADER
+        con.execute("CREATE TABLE uploaded AS " + (
+            f"SELECT DISTINCT {header} AS email FROM read_csv([{_paths(uploads)}], header = true, "
+            f"columns = {{'{header}': 'VARCHAR'}})" if uploads else "SELECT NULL::VARCHAR AS email LIMIT 0"))
+        con.execute(f"CREATE TABLE new AS SELECT email, {_typed('r')} FROM " + (
+            f"read_parquet([{_paths(results)}]) r WHERE email IN (SELECT email FROM uploaded) "
+            "QUALIFY row_number() OVER (PARTITION BY email) = 1" if results else f"{_empty_verdicts()} r"))
+        _load_cached(con, store)
+        sources = [
+            f"SELECT email, {_columns()}, '{C.SOURCE_NEW}' AS source FROM new",
+            f"SELECT email, {_fixed(C.UNKNOWN, C.UNKNOWN, MISSING_REASON)}, '{C.SOURCE_NEW}' FROM uploaded "
+            "WHERE email NOT IN (SELECT email FROM new)",
+            f"SELECT email, {_columns()}, '{C.SOURCE_CACHED}' FROM cached",
+            f"SELECT key, {_fixed(C.UNKNOWN, C.UNKNOWN, MISSING_REASON)}, '{C.SOURCE_CACHED}' FROM addresses "
+            "WHERE valid AND key NOT IN (SELECT email FROM uploaded) AND key NOT IN (SELECT email FROM cached)",
+            f"SELECT key, {_fixed(C.INVALID, C.NO, SYNTAX_REASON)}, '{C.SOURCE_SYNTAX}' FROM addresses WHERE NOT valid",
+        ]
+        union = " UNION ALL ".join(sources)
+        con.execute(f"COPY (SELECT email, {_columns()}, source AS {engine.quote(C.VERDICT_SOURCE)} FROM ({union})) "
+                    f"TO '{engine.literal(partial)}' (FORMAT parquet, COMPRESSION zstd)")
+        rows = addresses._scalar(con, f"SELECT count(*) FROM {engine.parquet(partial)}")
+    os.replace(partial, target)
+    return rows
 
 
-def _sourced(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    out = C.conform_clearout_columns(frame, keep=("email",))
-    out["email"] = out["email"].astype("string[pyarrow]")
-    out[C.VERDICT_SOURCE] = pd.Categorical([source] * len(out), dtype=C.SOURCE_DTYPE)
-    return out
+def finish_verdicts(store: Store, job: VerificationJob) -> int:
+    """Write a finished job's verdicts, then its merged file for Results (lib.resultset). A merged
+    file that fails is logged and left to the Results page to ask for again: the verdicts are what
+    was paid for. Returns the verdict count."""
+    count = write_job_verdicts(store, job)
+    try:
+        resultset.materialise(store, store.list_record(job.list_id), job)
+    except Exception:
+        log.exception("writing the merged file of job %s failed", job.id)
+    return count
+
+
+_SQL_TYPES = {c.name: "VARCHAR" for c in C.CLEAROUT_COLUMNS} | {C.VERIFIED_AT: "TIMESTAMPTZ", C.TIME_TAKEN: "BIGINT"}
+
+
+def _paths(paths: list[Path]) -> str:
+    return ", ".join(f"'{engine.literal(path)}'" for path in paths)
+
+
+def _columns() -> str:
+    return ", ".join(engine.quote(c.name) for c in C.CLEAROUT_COLUMNS)
+
+
+def _typed(alias: str) -> str:
+    return ", ".join(f"CAST({alias}.{engine.quote(name)} AS {kind}) AS {engine.quote(name)}"
+                     for name, kind in _SQL_TYPES.items())
+
+
+def _empty_verdicts() -> str:
+    return "(SELECT NULL::VARCHAR AS email, " + ", ".join(
+        f"NULL::{kind} AS {engine.quote(name)}" for name, kind in _SQL_TYPES.items()) + " LIMIT 0)"
+
+
+def _fixed(status: str, safe_to_send: str, reason: str) -> str:
+    """The same verdict for every address, with nothing else known about them."""
+    known = {C.STATUS: status, C.SAFE_TO_SEND: safe_to_send, C.REASON: reason}
+    return ", ".join(f"'{known[name]}'::VARCHAR AS {engine.quote(name)}" if name in known
+                     else f"NULL::{kind} AS {engine.quote(name)}" for name, kind in _SQL_TYPES.items())
+
+
+def _load_cached(con: duckdb.DuckDBPyConnection, store: Store) -> None:
+    """Table `cached`: the cache's verdicts of the valid addresses not uploaded, asked a chunk at a time."""
+    con.execute(f"CREATE TABLE cached AS SELECT email, {_typed('e')} FROM {_empty_verdicts()} e")
+    wanted = con.cursor().sql("SELECT key FROM addresses WHERE valid AND key NOT IN (SELECT email FROM uploaded)") \
+        .to_arrow_reader(addresses.LOOKUP_CHUNK)
+    for batch in wanted:
+        found = store.cached_verdicts(batch.column(0).to_pylist()).drop(columns="verified_on")
+        if len(found):
+            con.register("incoming", pa.Table.from_pandas(found, preserve_index=False))
+            con.execute(f"INSERT INTO cached SELECT email, {_typed('i')} FROM incoming i")
+            con.unregister("incoming")

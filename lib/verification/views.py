@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lib.figures import Metric, plural
@@ -9,11 +10,13 @@ from lib.progress import activity_line, job_subject
 from lib.store import Activity, Store, VerificationJob
 from lib.verification.balance import Balance
 from lib.verification.plan import UNFINISHED_STATES, VerificationPlan, credit_shortage
+from lib.verification.verdicts import parts_of
 from lib.verification.worker import TOKEN_MISSING
 
 STATE_LABELS = {
     "preparing": "Preparing", "queued": "Queued", "uploading": "Uploading", "verifying": "Verifying",
-    "downloading": "Downloading results", "done": "Done", "failed": "Failed", "cancelled": "Cancelled",
+    "downloading": "Downloading results", "parts": "Verifying in parts", "done": "Done", "failed": "Failed",
+    "cancelled": "Cancelled",
 }
 
 
@@ -26,6 +29,8 @@ class JobView:
     progress: float    # 0..1, for a progress bar
     cancellable: bool
     decision: str | None = None  # what a person must decide before the job moves, in words
+    parts: tuple[JobView, ...] = ()  # a job sent in parts: the latest attempt at each, in order
+    retryable_parts: int = 0  # failed parts a person may retry alone
     activity: str | None = None  # what the worker is doing for it now: its step, a wait, retries
 
     @property
@@ -37,16 +42,21 @@ def _credits(count: int) -> str:
     return plural(count, "credit")
 
 
-def describe(job: VerificationJob, list_name: str, doing: Activity | None = None) -> JobView:
-    """How a job reads on a page: its state in words, credits spent and saved, its error, and (while
-    it runs) what the worker is doing for it (`doing`, lib.progress)."""
+def describe(job: VerificationJob, list_name: str, parts: Sequence[VerificationJob] = (),
+             doing: dict[str, Activity] | None = None) -> JobView:
+    """How a job reads on a page: its state in words, credits spent and saved, its error; for a job
+    sent in parts (`parts`: the latest attempt at each), how far each part is; while it runs, what the
+    worker is doing for it and its parts (`doing`: activities by subject, lib.progress)."""
+    doing = doing or {}
     label = STATE_LABELS.get(job.state, job.state)
     if job.state == "verifying":
         label += f" · {job.percent:.0f}%"
+    if job.state == "parts":
+        label = f"Verifying in {job.parts} parts · {job.percent:.0f}%"
     if job.cancel_requested and not job.is_final:
         label += " · cancelling"
     decision = None
-    if job.attention and not job.is_final and not job.cancel_requested:
+    if job.attention and job.state != "parts" and not job.is_final and not job.cancel_requested:
         label = "Needs your decision"
         decision = uncertain_upload_text(job)
     saved = (f"{_credits(job.cached + job.syntax_invalid)} saved (cache {job.cached:,}, "
@@ -57,14 +67,28 @@ def describe(job: VerificationJob, list_name: str, doing: Activity | None = None
         detail = job.error or "Stopped before finishing; rows Clearout did not verify are not charged."
     else:
         detail = f"{job.to_verify:,} addresses to verify (at most {_credits(job.to_verify)}) · {saved}"
+        if parts:
+            done = sum(1 for part in parts if part.state == "done")
+            detail = f"{done} of {len(parts)} parts done · " + detail
         if job.error:
             detail += f" · {job.error}"
-    progress = {"done": 1.0, "downloading": 1.0, "verifying": job.percent / 100}.get(job.state, 0.0)
+    progress = {"done": 1.0, "downloading": 1.0, "verifying": job.percent / 100,
+                "parts": job.percent / 100}.get(job.state, 0.0)
     if job.cancel_requested:
         progress = min(progress, job.percent / 100)
+    part_views = tuple(describe(part, f"Part {part.part_no} of {job.parts}", doing=doing) for part in parts)
+    retryable = sum(1 for part in parts if part.state == "failed") if not job.cancel_requested else 0
     return JobView(job=job, list_name=list_name, label=label, detail=detail, progress=progress,
-                   cancellable=not job.is_final and not job.cancel_requested, decision=decision,
-                   activity=None if job.is_final else activity_line(doing))
+                   cancellable=not job.is_final and not job.cancel_requested and not job.is_part,
+                   decision=decision, parts=part_views, retryable_parts=retryable,
+                   activity=None if job.is_final else activity_line(doing.get(job_subject(job.id))))
+
+
+def job_view(store: Store, job: VerificationJob, list_name: str) -> JobView:
+    """`describe`, with the parts of a job sent in parts and what the worker does for them now."""
+    parts = parts_of(store, job) if job.parts else []
+    running = [j for j in (job, *parts) if not j.is_final]
+    return describe(job, list_name, parts, store.activities([job_subject(j.id) for j in running]))
 
 
 def in_flight_text(job: VerificationJob, list_name: str) -> str:
@@ -93,9 +117,7 @@ def job_views(store: Store, mode: str, *, limit: int = 20, unfinished_only: bool
     states = UNFINISHED_STATES if unfinished_only else None
     jobs = store.list_jobs(mode=mode, states=states, limit=limit)
     names = {record.id: record.name for record in store.list_lists(mode)}
-    doing = store.activities([job_subject(job.id) for job in jobs if not job.is_final])
-    return [describe(job, names.get(job.list_id, f"list {job.list_id}"), doing.get(job_subject(job.id)))
-            for job in jobs]
+    return [job_view(store, job, names.get(job.list_id, f"list {job.list_id}")) for job in jobs]
 
 
 def cancel(store: Store, job_id: int) -> VerificationJob | None:

@@ -24,9 +24,9 @@ from lib import activity
 from lib.errors import UserError
 from lib.progress import StoreReporter, job_subject
 from lib.store import Store, VerificationJob, utc_now
-from lib.verification.plan import UPLOAD_FILE, member_mask, read_upload_file
-from lib.verification.start import prepare_job
-from lib.verification.verdicts import credits_spent, write_job_verdicts
+from lib.verification.plan import member_mask, read_upload_file, upload_path
+from lib.verification.start import PART_ROWS, prepare_job
+from lib.verification.verdicts import credits_spent, finish_verdicts, parts_of, write_result
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ STEP_WORDS = {"uploading": "Uploading the addresses to Clearout", "verifying": "
               "downloading": "Downloading the result from Clearout"}
 # A job's `attention`: an upload left and no answer was recorded; a person decides what happens next.
 UPLOAD_UNCERTAIN = "upload_uncertain"
+# A job sent in parts: a part failed; a person retries it alone (or cancels the rest).
+PART_FAILED = "part_failed"
 
 
 class VerificationWorker:
@@ -64,7 +66,7 @@ class VerificationWorker:
     def __init__(self, store: Store, client_factory: Callable[[], ClearoutClient], *, mode: str, owner: str,
                  stop: threading.Event | None = None, clock: Callable[[], float] = time.monotonic,
                  poll_seconds: float = POLL_SECONDS, lease_seconds: float = LEASE_SECONDS,
-                 max_active: int = MAX_RUNNING_LISTS, cache_days: int = 30) -> None:
+                 max_active: int = MAX_RUNNING_LISTS, cache_days: int = 30, part_rows: int = PART_ROWS) -> None:
         self.store = store
         self.client_factory = client_factory
         self.mode = mode
@@ -75,6 +77,7 @@ class VerificationWorker:
         self.lease_seconds = lease_seconds
         self.max_active = max_active
         self.cache_days = cache_days
+        self.part_rows = part_rows
         self.waiting_reason: str | None = None  # why jobs cannot move (no token)
         self._next_poll: dict[int, float] = {}
         self._transient: dict[int, int] = {}
@@ -103,6 +106,10 @@ class VerificationWorker:
             if self.stop.is_set():
                 break
             self._advance(client, job)
+        for parent in self.store.list_jobs(states=["parts"], mode=self.mode):
+            if self.stop.is_set():
+                break
+            self._advance_parts(parent)
         return True
 
     def _prepare_next(self) -> bool:
@@ -111,7 +118,7 @@ class VerificationWorker:
         if job is None:
             return False
         try:
-            prepare_job(self.store, job, cache_days=self.cache_days)
+            prepare_job(self.store, job, cache_days=self.cache_days, part_rows=self.part_rows)
         except UserError as exc:
             self.store.transition_job(job.id, ("preparing",), state="failed", error=exc.message,
                                       finished_at=utc_now())
@@ -136,7 +143,7 @@ class VerificationWorker:
             if job.cancel_requested:
                 self._cancel(client, job)
             elif job.to_verify == 0:
-                self._finish(job, new_verdicts=None)
+                self._finish(job, spent=0)
             elif job.state == "uploading":
                 self._upload(client, job)
             elif job.state == "verifying":
@@ -177,7 +184,7 @@ class VerificationWorker:
             self._send_upload(client, job, again=False)
 
     def _send_upload(self, client: ClearoutClient, job: VerificationJob, *, again: bool) -> None:
-        path = self.store.job_dir(job.id) / UPLOAD_FILE
+        path = upload_path(self.store, job)
         if not path.exists():
             self._fail(job, "The upload file of this job is missing; nothing was charged. Start the "
                             "verification again.")
@@ -244,10 +251,16 @@ class VerificationWorker:
 
     def _download(self, client: ClearoutClient, job: VerificationJob) -> None:
         result = client.download_result(_list_id(job))
-        uploaded = read_upload_file(self.store.job_dir(job.id) / UPLOAD_FILE)
+        uploaded = read_upload_file(upload_path(self.store, job))
         result = result[member_mask(result["email"], uploaded).to_numpy()]
         self._cache(result, job.id)
-        self._finish(job, new_verdicts=result)
+        write_result(self.store, job, result)
+        if job.is_part:  # its verdicts are written with the other parts' (`_advance_parts`)
+            self.store.transition_job(job.id, VerificationJob.ACTIVE_STATES, state="done", percent=100.0,
+                                      credits_spent=credits_spent(result), error=None, finished_at=utc_now())
+            self._forget(job.id)
+            return
+        self._finish(job, spent=credits_spent(result))
 
     def _cache(self, result: pd.DataFrame, job_id: int) -> None:
         """Into the verification cache in slices: a million rows at once hold ~1 GB of Python rows."""
@@ -255,12 +268,56 @@ class VerificationWorker:
         for start in range(0, len(result), CACHE_SLICE):
             self.store.upsert_cache(result.iloc[start:start + CACHE_SLICE], job_id=job_id)
 
-    def _finish(self, job: VerificationJob, *, new_verdicts: pd.DataFrame | None) -> None:
-        write_job_verdicts(self.store, job, new_verdicts)
-        spent = 0 if new_verdicts is None else credits_spent(new_verdicts)
+    def _finish(self, job: VerificationJob, *, spent: int) -> None:
+        finish_verdicts(self.store, job)
         self.store.transition_job(job.id, (*VerificationJob.ACTIVE_STATES, "queued"), state="done",
                                   percent=100.0, credits_spent=spent, error=None, finished_at=utc_now())
         self._forget(job.id)
+
+    def _advance_parts(self, job: VerificationJob) -> None:
+        """A job sent in parts: once every part is done, write its verdicts from all of them; after a
+        cancel, end it when every part has ended; meanwhile keep its progress and failed parts current."""
+        parts = parts_of(self.store, job)
+        spent = sum(attempt.credits_spent or 0 for attempt in self.store.list_jobs(parts_of=job.id))
+        if job.cancel_requested:
+            if all(part.is_final for part in parts):
+                done = sum(1 for part in parts if part.state == "done")
+                self.store.transition_job(job.id, ("parts",), state="cancelled", credits_spent=spent,
+                                          finished_at=utc_now(), attention=None,
+                                          error=f"Cancelled: {done} of {len(parts)} parts were verified before the "
+                                                f"cancel ({spent:,} credits); their verdicts are kept for reuse.")
+                self._forget(job.id)
+            return
+        if parts and all(part.state == "done" for part in parts):
+            try:
+                finish_verdicts(self.store, job)
+            except Exception:
+                log.exception("writing the verdicts of job %s failed", job.id)
+                self.store.transition_job(job.id, ("parts",), state="failed", finished_at=utc_now(),
+                                          credits_spent=spent,
+                                          error="Every part was verified, but writing the verdicts failed (see the "
+                                                "worker log). The verdicts are in the cache: verifying again costs "
+                                                "nothing.")
+            else:
+                self.store.transition_job(job.id, ("parts",), state="done", percent=100.0, credits_spent=spent,
+                                          attention=None, error=None, finished_at=utc_now())
+            self._forget(job.id)
+            return
+        weight = sum(part.to_verify for part in parts) or 1
+        percent = sum(part.to_verify * _part_percent(part) for part in parts) / weight
+        failed = [part for part in parts if part.state in ("failed", "cancelled")]
+        error = None
+        if failed:
+            first = failed[0]
+            error = (f"{len(failed)} of {len(parts)} parts failed (part {first.part_no}: "
+                     f"{first.error or 'stopped'}). Retry the failed parts alone, or cancel the rest.")
+        changes: dict[str, object] = {}
+        if abs(percent - job.percent) >= 0.1:
+            changes["percent"] = min(percent, 99.0)
+        if (job.attention == PART_FAILED) != bool(failed) or job.error != error:
+            changes.update(attention=PART_FAILED if failed else None, error=error)
+        if changes:
+            self.store.transition_job(job.id, ("parts",), **changes)
 
     def _cancel(self, client: ClearoutClient, job: VerificationJob) -> None:
         """Stop at Clearout, then keep what was paid for: the rows verified before the cancel."""
@@ -298,7 +355,7 @@ class VerificationWorker:
             self._end_cancelled(job, "Cancelled. Clearout charges the rows it verified before the cancel; "
                                      f"their result was not available here ({exc}): see app.clearout.io.")
             return
-        uploaded = read_upload_file(self.store.job_dir(job.id) / UPLOAD_FILE)
+        uploaded = read_upload_file(upload_path(self.store, job))
         result = result[member_mask(result["email"], uploaded).to_numpy()]
         self._cache(result, job.id)  # Unknown ("Request cancelled") is never reused
         spent = credits_spent(result)
@@ -332,6 +389,10 @@ class VerificationWorker:
         self._transient.pop(job_id, None)
         self._reporters.pop(job_id, None)
         self.store.want_balance(self.mode)
+
+
+def _part_percent(part: VerificationJob) -> float:
+    return {"done": 100.0, "downloading": 100.0, "verifying": part.percent}.get(part.state, 0.0)
 
 
 def _list_id(job: VerificationJob) -> str:

@@ -62,7 +62,9 @@ class WorkerProcess:
             return clients.clevertap(connection_of(store, run))
 
         loops: list[tuple[Loop, float, float]] = [
-            (VerificationWorker(store, clients.clearout, mode=mode, owner=self.owner, stop=self.stop), 0.5, 1.0),
+            (VerificationWorker(store, clients.clearout, mode=mode, owner=self.owner, stop=self.stop,
+                                cache_days=rt.settings.verify_cache_days, part_rows=rt.settings.verify_part_rows),
+             0.5, 1.0),
             (ExportWorker(store, run_client, mode=mode, owner=self.owner, stop=self.stop), 0.0, 1.0),
             (PullWorker(store, clients.clevertap, mode=mode, owner=self.owner, stop=self.stop), 0.0, 1.0),
             (TaskWorker(store, clients, mode=mode, owner=self.owner, stop=self.stop), 0.0, 0.5),

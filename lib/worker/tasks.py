@@ -1,5 +1,5 @@
 """The worker's small jobs: the tasks pages ask for (count an audience, preview an undo, read a run
-back) and the Clearout balance pages show."""
+back, write a verified list's merged file) and the Clearout balance pages show."""
 from __future__ import annotations
 
 import logging
@@ -13,6 +13,7 @@ from lib.export.runs import connection_of, finished_run
 from lib.export.undo import preview_undo
 from lib.progress import task_subject, track
 from lib.pulls import count_audience
+from lib.results import MERGE_TASK, merge_now
 from lib.runtime import Clients
 from lib.store import Store, Task
 from lib.tasks import READ_BACK_TASK, UNDO_PREVIEW_TASK
@@ -20,7 +21,7 @@ from lib.verification.balance import balance_wanted, refresh_balance
 
 log = logging.getLogger(__name__)
 
-KINDS = (COUNT_TASK, UNDO_PREVIEW_TASK, READ_BACK_TASK)
+KINDS = (COUNT_TASK, UNDO_PREVIEW_TASK, READ_BACK_TASK, MERGE_TASK)
 
 
 class TaskWorker:
@@ -81,4 +82,7 @@ class TaskWorker:
             run = finished_run(self.store, int(args["run_id"]))
             checks = record_read_back(self.store, run, self.clients.clevertap(connection_of(self.store, run)))
             return {"checked": len(checks), "confirmed": sum(1 for c in checks if c.confirmed)}
+        if task.kind == MERGE_TASK:
+            path = merge_now(self.store, int(args["list_id"]), int(args["job_id"]))
+            return {"path": path.name}
         raise UserError(f"Unknown task {task.kind!r}.")

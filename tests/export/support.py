@@ -123,7 +123,7 @@ def profile_of(sb, key_type: str, key_value: str) -> dict:
 
 def assert_state_matches_plan(sb, plan) -> None:
     """Every planned profile holds exactly what the plan said; the others keep their MSG-email."""
-    for change in plan.changes.itertuples():
+    for change in plan.read_changes().itertuples():
         data = profile_of(sb, change.key_type, change.key_value)
         if change.unsubscribe:
             assert data["MSG-email"] is False and data[STAMP_PROPERTY] == plan.tag

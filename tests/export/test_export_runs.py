@@ -11,7 +11,7 @@ import pytest
 from lib import columns as C
 from lib.export import readback, runs, undo, views
 from lib.export.applier import RunApplier
-from lib.export.plan import plan_export
+from lib.export.planfile import plan_export
 from lib.export.worker import ExportWorker
 from lib.worker.loop import LoopThread
 from lib.clevertap import CleverTapClient
@@ -48,16 +48,16 @@ def test_apply_with_faults_reaches_exactly_the_plan(make_sandbox, store, no_slee
     rows = pull(sb, 400)
     record = make_verified_list(store, rows, every(3, C.INVALID))
     plan = planned(store, record, APPEND)
-    assert plan.summary.to_unsubscribe > 50 and plan.summary.changes == len(plan.changes)
+    assert plan.summary.to_unsubscribe > 50 and plan.summary.changes == len(plan.read_changes())
     run = run_plan(store, sb, plan)
 
     assert run.state == "done", run.error
     assert sb.stats()["faults_injected"] > 0 and no_sleep  # faults happened and were retried
-    assert run.processed == len(plan.changes) and run.unprocessed == 0
-    assert store.export_outcome_counts(run.id) == {"ok": len(plan.changes)}
+    assert run.processed == len(plan.read_changes()) and run.unprocessed == 0
+    assert store.export_outcome_counts(run.id) == {"ok": len(plan.read_changes())}
     assert sb.stats()["max_uploads_in_flight"] <= 15
     assert_state_matches_plan(sb, plan)
-    untouched = rows[~rows["identity"].fillna(rows["objectId"]).isin(plan.changes["key_value"])]
+    untouched = rows[~rows["identity"].fillna(rows["objectId"]).isin(plan.read_changes()["key_value"])]
     for row in untouched.head(30).itertuples():
         key = ("identity", row.identity) if isinstance(row.identity, str) else ("objectId", row.objectId)
         assert profile_of(sb, *key)["MSG-email"] == row._5  # MSG-email as pulled
@@ -92,7 +92,7 @@ def test_killed_mid_run_resumes_without_resending_finished_batches(make_sandbox,
         run = RunApplier(store, run.id, client).apply()
     assert run.state == "done"
     assert sb.stats()["requests"]["clevertap.upload"] == 15 - done  # not one finished batch again
-    assert store.export_outcome_counts(run.id) == {"ok": len(plan.changes)}
+    assert store.export_outcome_counts(run.id) == {"ok": len(plan.read_changes())}
     assert_state_matches_plan(sb, plan)
 
 
@@ -195,8 +195,8 @@ def test_email_only_list_goes_through_the_subscribe_api(make_sandbox, store) -> 
     assert plan.method == "subscribe" and not plan.errors and any("every profile" in n.lower() for n in plan.notes)
     run = run_plan(store, sb, plan)
     assert run.state == "done" and sb.stats()["requests"].get("clevertap.upload", 0) == 0
-    assert sb.stats()["subscription_changes"] == len(plan.changes)
-    for address in plan.changes["key_value"]:
+    assert sb.stats()["subscription_changes"] == len(plan.read_changes())
+    for address in plan.read_changes()["key_value"]:
         with sb.store.lock:
             keys = sb.store.keys_of_email(address)
         assert keys and all(sb.store.profile_data(k)["MSG-email"] is False for k in keys)
@@ -212,7 +212,7 @@ def test_unprocessed_records_are_listed_and_retried(make_sandbox, store) -> None
     rows.loc[3, "objectId"] = "not an object id!"  # CleverTap answers 526 for this record, every time
     record = make_verified_list(store, rows, every(1, C.INVALID))
     plan = planned(store, record)
-    flaky = plan.changes["key_value"].iloc[10]
+    flaky = plan.read_changes()["key_value"].iloc[10]
 
     class DropsOneRecordOnce(CleverTapClient):
         """CleverTap sometimes leaves a record unprocessed (code 555) and takes it on a retry."""
@@ -266,7 +266,7 @@ def test_undo_restores_exactly_the_prior_state(make_sandbox, store) -> None:
     run = run_plan(store, sb, plan)
     assert run.state == "done"
 
-    changed = plan.changes
+    changed = plan.read_changes()
     resubscribed_since = tuple(changed.iloc[0][["key_type", "key_value"]])
     other_run_since = tuple(changed.iloc[1][["key_type", "key_value"]])
     _sandbox_upload(sb, resubscribed_since, {"MSG-email": True})
@@ -345,7 +345,7 @@ def test_failed_batch_fails_the_run_and_resume_sends_the_rest(make_sandbox, stor
     runs.resume_run(store, run.id)
     with client_for(sb) as client:
         run = RunApplier(store, run.id, client).apply()
-    assert run.state == "done" and store.export_outcome_counts(run.id) == {"ok": len(plan.changes)}
+    assert run.state == "done" and store.export_outcome_counts(run.id) == {"ok": len(plan.read_changes())}
 
 
 def test_stop_from_a_page_leaves_a_resumable_run(make_sandbox, store) -> None:

@@ -6,7 +6,8 @@ from dataclasses import replace
 
 from lib import columns as C
 from lib.export.applier import RunApplier
-from lib.export.plan import ExportOptions, plan_export
+from lib.export.plan import ExportOptions
+from lib.export.planfile import plan_export
 from lib.export.runs import start_run
 from lib.export.undo import start_undo
 from lib.store import DuplicateRun, Store

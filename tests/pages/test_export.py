@@ -9,7 +9,8 @@ import pytest
 from lib import columns as C
 from lib import connections as conn
 from lib import ui
-from lib.export.plan import ExportOptions, plan_export
+from lib.export.plan import ExportOptions
+from lib.export.planfile import plan_export
 from tests.export.support import csv_list, make_verified_list, pull
 from tests.pages.support import app_test, isolate_app, page_errors, release_app, rendered_text, start_worker
 

@@ -9,7 +9,8 @@ from lib import columns as C
 from lib import connections as conn
 from lib import ui
 from lib.export import runs
-from lib.export.plan import ExportOptions, plan_export
+from lib.export.plan import ExportOptions
+from lib.export.planfile import plan_export
 from tests.export.support import make_verified_list, pull
 from tests.pages.support import app_test, isolate_app, page_errors, release_app, rendered_text, start_worker
 from tests.pages.test_export import wait_for_task, wait_until_done
@@ -71,7 +72,7 @@ def test_lists_runs_and_undoes_one(monkeypatch, tmp_path, make_sandbox) -> None:
     undo = next(r for r in rt.store.list_export_runs() if r.kind == "undo")
     assert undo.parent_run_id == run.id and at.selectbox(key="history_run").value == undo.id
     assert wait_until_done(undo.id).state == "done"
-    for key in plan.changes["key_value"]:
+    for key in plan.read_changes()["key_value"]:
         assert sb.profile(identity=key)["profileData"]["MSG-email"] is True
     at.run()
     assert f"Undo of {run.id}" in table(at, "Tag")["Kind"].tolist()

@@ -6,11 +6,10 @@ from pathlib import Path
 from collections.abc import Iterator
 
 import pytest
-from streamlit.delta_generator import DeltaGenerator
 from streamlit.testing.v1 import AppTest
 
 from lib import columns as co
-from lib import downloads, merge, results
+from lib import download_links, downloads, merge, results
 from lib.filters import filter_rows
 from lib.store import Store
 from tests.pages.support import app_test, isolate_app, page_errors, release_app
@@ -133,69 +132,76 @@ def test_switching_lists_clears_the_filters(store: Store) -> None:
     assert match_text(at).startswith("All 300 rows match")
 
 
-@pytest.fixture
-def offered(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
-    """File name -> the download button's `data`, for the buttons the last run drew.
-
-    AppTest has no media file manager, so the rendered button carries neither file name nor data.
-    """
-    seen: dict[str, object] = {}
-    original = DeltaGenerator.download_button
-
-    def record(self, label, data, file_name=None, *args, **kwargs):
-        seen[file_name] = data
-        return original(self, label, data, file_name, *args, **kwargs)
-
-    monkeypatch.setattr(DeltaGenerator, "download_button", record)
-    return seen
+def links(at: AppTest) -> dict[str, str]:
+    """Button label (without the row count) -> the download link's token, for the links the last run drew."""
+    found = {}
+    for element in at.get("link_button"):
+        label, url = element.proto.label, element.proto.url
+        assert url.startswith(f"./{download_links.ROUTE}/")
+        found[label.split(" (")[0]] = url.rsplit("/", 1)[1]
+    return found
 
 
-def run(at: AppTest, offered: dict[str, object]) -> AppTest:
-    offered.clear()
+def fetch(token: str) -> tuple[str, bytes]:
+    download = download_links.take(token)
+    assert download is not None
+    return download.file_name, b"".join(download_links.body(download))
+
+
+def test_csv_links_stream_all_rows_or_the_filtered_ones(store: Store) -> None:
+    fx = make_verified_list(store, rows=250, name="Gold / VIP: Q4")
+    merged = merge.append_verdicts(fx.rows, "Email", fx.verdicts)  # the pandas reference
+    at = open_page()
+    offered = links(at)
+    assert sorted(offered) == ["CSV for a spreadsheet", "CSV, exact", "Excel file"]
+    name, whole = fetch(offered["CSV for a spreadsheet"])
+    assert name == "Gold_VIP_Q4_clearout_results.csv"
+    assert whole == downloads.to_csv_bytes(merged)  # the engine's file is the reference's, byte for byte
+    assert b"'=HYPERLINK" in whole  # formula neutralisation comes with lib.downloads
+    name, exact = fetch(offered["CSV, exact"])
+    assert name == "Gold_VIP_Q4_clearout_results_exact.csv"
+    assert exact == downloads.to_csv_bytes(merged, downloads.EXACT) and b"'=HYPERLINK" not in exact
+    assert links(run(at)) == offered  # a rerun reuses the links
+
+    at.multiselect(key="results_status").select(co.CATCH_ALL)
+    run(at)
+    at.radio(key="results_scope").set_value("filtered")
+    run(at)
+    name, part = fetch(links(at)["CSV for a spreadsheet"])
+    assert name == "Gold_VIP_Q4_clearout_results_filtered.csv"
+    assert part == downloads.to_csv_bytes(filter_rows(merged, statuses=[co.CATCH_ALL]))
+
+
+def run(at: AppTest) -> AppTest:
     at.run()
     assert not at.exception, page_errors(at)
     return at
 
 
-def test_csv_downloads_hold_all_rows_or_the_filtered_ones(store: Store, offered: dict[str, object]) -> None:
-    fx = make_verified_list(store, rows=250, name="Gold / VIP: Q4")
-    merged = merge.append_verdicts(fx.rows, "Email", fx.verdicts)
-    at = open_page()
-    whole = offered["Gold_VIP_Q4_clearout_results.csv"]()  # built only when clicked: a callable
-    assert whole == downloads.to_csv_bytes(merged)
-    assert b"'=HYPERLINK" in whole  # formula neutralisation comes with lib.downloads
-
-    at.multiselect(key="results_status").select(co.CATCH_ALL)
-    run(at, offered)
-    at.radio(key="results_scope").set_value("filtered")
-    run(at, offered)
-    assert list(offered) == ["Gold_VIP_Q4_clearout_results_filtered.csv"]
-    expected = filter_rows(merged, statuses=[co.CATCH_ALL])
-    assert offered["Gold_VIP_Q4_clearout_results_filtered.csv"]() == downloads.to_csv_bytes(expected)
-
-
-def test_excel_is_built_on_demand_then_offered(store: Store, offered: dict[str, object]) -> None:
+def test_excel_link_streams_a_workbook(store: Store) -> None:
     make_verified_list(store, rows=200, name="Gold / VIP: Q4")
     at = open_page()
-    assert list(offered) == ["Gold_VIP_Q4_clearout_results.csv"]  # no Excel file until asked for
-    at.button(key="results_xlsx_build").click()
-    run(at, offered)
-    assert sorted(offered) == ["Gold_VIP_Q4_clearout_results.csv", "Gold_VIP_Q4_clearout_results.xlsx"]
-    workbook = offered["Gold_VIP_Q4_clearout_results.xlsx"]()
+    name, workbook = fetch(links(at)["Excel file"])
+    assert name == "Gold_VIP_Q4_clearout_results.xlsx"
     assert workbook[:2] == b"PK" and len(workbook) > 1000  # an XLSX is a zip
-    assert not any(w.value.startswith("An Excel file of") for w in at.warning)  # small: no wait warning
-
-    at.multiselect(key="results_status").select(co.VALID)
-    run(at, offered)
-    at.radio(key="results_scope").set_value("filtered")
-    run(at, offered)
-    assert list(offered) == ["Gold_VIP_Q4_clearout_results_filtered.csv"]  # the Excel file was of other rows
-    assert "results_xlsx" not in at.session_state
+    assert not [c for c in at.caption if c.value.startswith("An Excel file of")]  # small: no wait note
 
 
 def test_excel_is_refused_above_the_sheet_limit(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     make_verified_list(store, rows=150)
     monkeypatch.setattr(downloads, "EXCEL_MAX_DATA_ROWS", 100)
     at = open_page()
-    assert any("an Excel sheet holds at most 100 rows" in w.value for w in at.warning)
-    assert not [b for b in at.button if b.key == "results_xlsx_build"]
+    assert any("Excel holds at most 100 rows on a sheet; these are 150" in w.value for w in at.warning)
+    assert "Excel file" not in links(at) and "CSV for a spreadsheet" in links(at)
+
+
+def test_a_list_without_a_merged_file_asks_the_worker_and_waits(store: Store) -> None:
+    fx = make_verified_list(store, rows=120, merged=False)
+    at = open_page()
+    assert any("Joining the verdicts to the 120 rows" in i.value for i in at.info)
+    tasks = [store.get_task(at.session_state["results_merge_task"])]
+    assert tasks[0] is not None and tasks[0].kind == results.MERGE_TASK
+    assert not at.metric  # nothing is drawn from a file that is not there
+    results.merge_now(store, fx.record.id, fx.job.id)  # what the worker does
+    at.run()
+    assert [m.label for m in at.metric][:1] == ["Rows"]

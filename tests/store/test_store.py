@@ -167,7 +167,7 @@ def test_export_runs_batches_changes_and_audit(store: Store) -> None:
         "key_type": ["identity"] * 5, "key_value": [f"u{i}" for i in range(5)],
         "email": [f"u{i}@x.com" for i in range(5)], "unsubscribe": [True] * 5,
         "prior_msg_email": [True, False, None, True, True], "properties_json": [None] * 5})
-    store.add_export_changes(run.id, changes, batch_size=2)
+    store.add_export_changes(run.id, [changes], batch_size=2)
     run = store.get_export_run(run.id)
     assert (run.planned_records, run.batches_total, run.actions) == (5, 3, ["unsubscribe"])
     assert [b.records for b in store.export_batches(run.id)] == [2, 2, 1]

@@ -49,9 +49,9 @@ def verdicts(emails: Sequence[str], status: str = C.VALID) -> pd.DataFrame:
 
 
 def start(store: Store, list_id: int, credits: int | None = 1_000_000, *, cache_days: int = 30,
-          now: datetime | None = None, mode: str = "sandbox") -> VerificationJob:
+          now: datetime | None = None, mode: str = "sandbox", part_rows: int = 500_000) -> VerificationJob:
     """Price, request and prepare a run as the Verify page and then the worker do: the job as prepared
     ('queued' with its upload file, or 'done' when nothing was to be bought)."""
     price = plan_verification(store, list_id, cache_days=cache_days, now=now)
     job = start_verification(store, price, available_credits=credits, mode=mode)
-    return prepare_job(store, job, cache_days=cache_days, now=now)
+    return prepare_job(store, job, cache_days=cache_days, now=now, part_rows=part_rows)

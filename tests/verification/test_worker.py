@@ -102,7 +102,7 @@ def test_full_lifecycle_fills_cache_and_writes_verdicts(make_sandbox, store: Sto
     result = pd.read_parquet(store.job_verdicts_path(job.id)).set_index("email")
     assert len(result) == 32 and result.index.is_unique
     assert result[C.VERDICT_SOURCE].value_counts().to_dict() == {
-        C.SOURCE_NEW: 28, C.SOURCE_CACHED: 2, C.SOURCE_SYNTAX: 2, C.SOURCE_NO_EMAIL: 0}
+        C.SOURCE_NEW: 28, C.SOURCE_CACHED: 2, C.SOURCE_SYNTAX: 2}
     assert result.loc["catch_all@example.com", C.STATUS] == C.CATCH_ALL
     assert result.loc["disposable@example.com", C.DISPOSABLE] == C.YES
     assert result.loc["broken@", C.REASON] == "Syntax error"

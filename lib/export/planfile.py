@@ -1,0 +1,142 @@
+"""The dry run of an export of a verified list of any size: the plan of lib.export.plan, built a chunk
+at a time from the list's merged file (lib.resultset) and written to `DATA_DIR/plans/<tag>.parquet`.
+
+Two passes keep memory flat: the first writes each row's profile key, from which the engine finds the
+rows naming a profile an earlier row already named (usually few); the second plans each chunk with
+that knowledge and writes its changes, unsubscribes first, as a plan in memory would order them.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lib import columns as co
+from lib import engine, resultset
+from lib.export.plan import (RUN_SOURCE, ExportOptions, ExportPlan, PlanContext, PlanCounts, PlanError, chunk_keys,
+                             finish_plan, new_tag, plan_chunk, plan_context, reason_table)
+from lib.store import ListRecord, Store
+
+CHUNK_ROWS = 250_000
+CHANGES_SCHEMA = pa.schema([
+    ("key_type", pa.string()), ("key_value", pa.string()), ("email", pa.string()), ("unsubscribe", pa.bool_()),
+    ("prior_msg_email", pa.bool_()), ("properties_json", pa.string()), ("rule", pa.string()),
+    ("status", pa.string()), ("reason", pa.string())])
+
+
+def verified_lists(store: Store, mode: str) -> list[ListRecord]:
+    """Ready lists of this mode with a finished verification: what can be exported."""
+    return [r for r in store.list_lists(mode, states=["ready"])
+            if r.email_column and store.latest_done_job(r.id) is not None]
+
+
+def plan_path(store: Store, tag: str) -> Path:
+    return store.data_dir / "plans" / f"{tag}.parquet"
+
+
+def plan_export(store: Store, list_id: int, options: ExportOptions, *, guardrail_pct: float,
+                tag: str | None = None, chunk_rows: int = CHUNK_ROWS) -> ExportPlan:
+    """The dry run of exporting a verified list with `options`, its changes in a file.
+
+    Raises:
+        PlanError: the list does not exist, has no email column or no finished verification, or its
+            files are missing.
+    """
+    record = store.get_list(list_id)
+    job = store.latest_done_job(list_id) if record is not None else None
+    if record is None or job is None or not record.email_column:
+        raise PlanError("This list has no finished verification: verify it on Verify first.")
+    merged = resultset.merged_path(store, job.id)
+    try:
+        if not merged.exists():
+            resultset.materialise(store, record, job)
+    except OSError:
+        raise PlanError("The files of this list or of its verification are missing: verify it again.") from None
+    context, errors, notes = plan_context(
+        email_column=record.email_column, identity_column=record.identity_column,
+        object_id_column=record.object_id_column, msg_email_column=record.msg_email_column, options=options,
+        tag=tag or new_tag())
+    target = plan_path(store, context.tag)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    repeated = _repeated_rows(store, merged, context, chunk_rows)
+    counts, reasons = PlanCounts(), []
+    parts = [engine.partial(target.with_name(f"{target.stem}.unsubscribe")),
+             engine.partial(target.with_name(f"{target.stem}.rest"))]
+    try:
+        with pq.ParquetWriter(parts[0], CHANGES_SCHEMA) as first_part, \
+                pq.ParquetWriter(parts[1], CHANGES_SCHEMA) as rest:
+            for offset, chunk in _chunks(merged, _columns(record, context), chunk_rows):
+                first = ~np.isin(np.arange(offset, offset + len(chunk)), repeated, assume_unique=True)
+                changes, chunk_counts = plan_chunk(chunk, first, context)
+                counts.add(chunk_counts)
+                unsubscribe = changes["unsubscribe"].to_numpy(dtype=bool)
+                first_part.write_table(_table(changes[unsubscribe]))
+                rest.write_table(_table(changes[~unsubscribe]))
+                reasons.append(changes.loc[unsubscribe, ["rule", "reason"]].value_counts(dropna=False)
+                               .rename("Profiles").reset_index())
+        partial = engine.partial(target)
+        with pq.ParquetWriter(partial, CHANGES_SCHEMA) as writer:
+            for path in parts:
+                for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+                    writer.write_batch(batch)
+        partial.replace(target)
+    finally:
+        for path in parts:
+            path.unlink(missing_ok=True)
+    summary, errors_out, warnings, notes_out = finish_plan(counts, context, errors, notes,
+                                                           guardrail_pct=guardrail_pct)
+    found = pd.concat(reasons, ignore_index=True) if reasons else pd.DataFrame(columns=["rule", "reason", "Profiles"])
+    return ExportPlan(list_id=list_id, job_id=job.id, list_name=record.name, method=context.method,
+                      options=context.options, tag=context.tag, changes=None, changes_file=target, summary=summary,
+                      errors=errors_out, warnings=warnings, notes=notes_out, reasons=reason_table(found))
+
+
+def _columns(record: ListRecord, context: PlanContext) -> list[str]:
+    """The merged file's columns a plan reads: the keys, and the verdict columns it decides on."""
+    appended = [c.source for c in context.options.columns if c.source != RUN_SOURCE] if context.append_ok else []
+    wanted = [record.email_column, record.identity_column, record.object_id_column, record.msg_email_column,
+              co.STATUS, co.REASON, co.DISPOSABLE, co.VERDICT_SOURCE, *appended]
+    return list(dict.fromkeys(c for c in wanted if c))
+
+
+def _chunks(merged: Path, columns: list[str], rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    """(first row number, rows) of the merged file, `rows` at a time, with the declared dtypes."""
+    offset = 0
+    for batch in pq.ParquetFile(merged).iter_batches(batch_size=rows, columns=columns):
+        frame = batch.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow"),
+                                              pa.large_string(): pd.StringDtype("pyarrow")}.get)
+        for column in co.CLEAROUT_COLUMNS:
+            if column.name in frame.columns and column.name in co.CATEGORICAL_COLUMNS:
+                frame[column.name] = frame[column.name].astype(column.dtype)
+        if co.VERIFIED_AT in frame.columns:
+            frame[co.VERIFIED_AT] = frame[co.VERIFIED_AT].astype(
+                co.CLEAROUT_COLUMNS[co.CLEAROUT_COLUMN_NAMES.index(co.VERIFIED_AT)].dtype)
+        yield offset, frame
+        offset += len(frame)
+
+
+def _repeated_rows(store: Store, merged: Path, context: PlanContext, rows: int) -> np.ndarray:
+    """Row numbers (sorted) of the rows naming a profile an earlier row named already."""
+    keys_file = engine.partial(store.data_dir / "plans" / f"{context.tag}.keys")
+    columns = [c for c in (context.email_column, context.identity_column, context.object_id_column) if c]
+    try:
+        with pq.ParquetWriter(keys_file, pa.schema([("key", pa.string())])) as writer:
+            for _, chunk in _chunks(merged, columns, rows):
+                _, key_value, _ = chunk_keys(chunk, context)
+                writer.write_table(pa.table({"key": pa.array(key_value.astype("string[pyarrow]").array, pa.string())}))
+        with engine.connect(store.data_dir) as con:
+            found = con.execute(
+                f"SELECT file_row_number FROM (SELECT file_row_number, row_number() OVER (PARTITION BY key "
+                f"ORDER BY file_row_number) AS seen FROM read_parquet('{engine.literal(keys_file)}', "
+                "file_row_number = true) WHERE key IS NOT NULL) WHERE seen > 1 ORDER BY 1").fetchnumpy()
+    finally:
+        keys_file.unlink(missing_ok=True)
+    return np.asarray(found["file_row_number"], dtype=np.int64)
+
+
+def _table(changes: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(changes, schema=CHANGES_SCHEMA, preserve_index=False)
