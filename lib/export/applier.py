@@ -17,17 +17,16 @@ from collections.abc import Callable
 from lib import activity
 from lib.clevertap import MAX_UPLOAD_CONCURRENCY, BatchOutcome, CleverTapClient, CleverTapError, subscribe_body
 from lib.export.payloads import upload_body
-from lib.export.plan import METHOD_SUBSCRIBE
+from lib.export.plan import METHOD_SUBSCRIBE, PRIOR_LOOKUP_MAX
 from lib.export.profiles import read_profiles
 from lib.export.readback import READ_BACK_SAMPLE, record_read_back
 from lib.export.runs import SUBSCRIBE_STATUS
-from lib.export.undo import undo_decision
+from lib.export.undo import ASSUMED, undo_decision
 from lib.progress import StoreReporter, run_subject
 from lib.store import ExportRun, Store, utc_now
 
 log = logging.getLogger(__name__)
 
-PRIOR_LOOKUP_MAX = 1_000    # read MSG-email before sending for at most this many unknown profiles
 
 LEASE_SECONDS = 30.0
 
@@ -42,6 +41,7 @@ class _Batch:
     rows: list[tuple[Any, ...]] | None  # Store.export_batch_rows, kept only when checking first
     body: bytes
     count: int
+    assumed: frozenset[int] = frozenset()  # rows whose state before was unknown, re-subscribed as chosen
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,8 @@ class RunApplier:
         """Read MSG-email before the first batch for unsubscribes whose previous value is unknown.
 
         Only before anything is sent (a later read would see our own write), and only for up to
-        PRIOR_LOOKUP_MAX profiles; above that the previous value stays unknown and undo leaves
-        those profiles alone.
+        PRIOR_LOOKUP_MAX profiles; above that, and for keys CleverTap has no profile for, the previous
+        value stays unknown and undo does what the person chose before applying.
         """
         counts = self.run.counts
         if counts.get("prior_lookup") or self.store.export_progress(self.run.id)["batches_done"]:
@@ -127,9 +127,14 @@ class RunApplier:
             todo = changes[changes["unsubscribe"].astype(bool) & changes["prior_msg_email"].isna()]
             profiles = read_profiles(self.client, list(zip(todo["key_type"], todo["key_value"])),
                                      step="Reading each profile's subscription state from CleverTap before sending")
+            # No profile: CleverTap may still hold an address-level preference, but no API reads it, so
+            # the state before stays unknown; undo then does what the person chose (lib.export.undo).
             self.store.set_change_priors(self.run.id, [
-                (int(r), None if p is None else p.msg_email) for r, p in zip(todo["row_no"], profiles)])
-            state = f"read {len(todo):,} from CleverTap"
+                (int(r), None if p is None else p.msg_email, "no_profile" if p is None else "read")
+                for r, p in zip(todo["row_no"], profiles)])
+            missing = sum(1 for p in profiles if p is None)
+            state = f"read {len(todo):,} from CleverTap" + (f", {missing:,} with no profile" if missing else "")
+            counts = {**counts, "prior_no_profile": missing}
         self.run = self.store.update_export_run(self.run.id, counts={**counts, "prior_lookup": state})
 
     # -- sending -----------------------------------------------------------------------------------
@@ -212,7 +217,9 @@ class RunApplier:
         rows = self.store.export_batch_rows(self.run.id, batch_no)
         row_nos = tuple(r[0] for r in rows)
         if self.checks_first:
-            return _Batch(batch_no, row_nos, rows, b"", 0)
+            sources = self.store.export_batch_sources(self.run.id, batch_no)
+            assumed = frozenset(r for r, source in sources.items() if source == ASSUMED)
+            return _Batch(batch_no, row_nos, rows, b"", 0, assumed)
         return _Batch(batch_no, row_nos, None, *self._encode(rows))
 
     def _encode(self, rows: list[tuple[Any, ...]]) -> tuple[bytes, int]:
@@ -236,8 +243,8 @@ class RunApplier:
                 profiles = read_profiles(self.client, [(r[1], r[2]) for r in rows],
                                          step=f"Batch {batch_no + 1}: checking each profile in CleverTap before "
                                               "re-subscribing")
-                decisions = [undo_decision(p, method=self.run.method, tag=self.run.policy.get("undo_tag", ""))
-                             for p in profiles]
+                decisions = [undo_decision(p, method=self.run.method, tag=self.run.policy.get("undo_tag", ""),
+                                           assumed=r[0] in batch.assumed) for r, p in zip(rows, profiles)]
                 skipped = [(r[0], why) for r, why in zip(rows, decisions) if why is not None]
                 rows = [r for r, why in zip(rows, decisions) if why is None]
                 row_nos = tuple(r[0] for r in rows)

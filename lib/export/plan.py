@@ -61,6 +61,20 @@ SYSTEM_KEYS = frozenset({"Name", "Email", "Phone", "Gender", "DOB", "Education",
 
 METHOD_UPLOAD, METHOD_SUBSCRIBE = "upload", "subscribe"
 
+# Before the first batch the worker reads, for at most this many unsubscribes whose state the list does
+# not hold, the state CleverTap shows (/1/profile.json: three reads at a time, ~1,000 in half a minute).
+PRIOR_LOOKUP_MAX = 1_000
+
+# What undo does with an unsubscribe whose state before cannot be known: an address with no profile
+# (CleverTap keeps address-level preferences but no API reads them), or one past PRIOR_LOOKUP_MAX. The
+# person chooses before applying (lib.export.runs.start_run records it with the run) or, for a run
+# without a choice, before undoing.
+UNKNOWN_PRIOR_LEAVE, UNKNOWN_PRIOR_RESUBSCRIBE = "leave", "resubscribe"
+UNKNOWN_PRIOR_CHOICES = {
+    UNKNOWN_PRIOR_LEAVE: "Leave them unsubscribed (never re-subscribes someone who may have opted out)",
+    UNKNOWN_PRIOR_RESUBSCRIBE: "Re-subscribe them too (as far as CleverTap shows, nothing had unsubscribed them)",
+}
+
 KEY_IDENTITY, KEY_OBJECT_ID, KEY_EMAIL = "identity", "objectId", "email"
 
 
@@ -177,6 +191,18 @@ class ExportPlan:
     @property
     def can_apply(self) -> bool:
         return not self.errors and self.summary.changes > 0
+
+    @property
+    def unknown_before(self) -> int:
+        """Unsubscribes whose state before the list does not hold (the worker reads what it can)."""
+        return self.summary.to_unsubscribe - self.summary.prior_known if self.options.unsubscribe else 0
+
+    @property
+    def needs_prior_choice(self) -> bool:
+        """Some unsubscribes may end with no known state before: an address-only list (an address with
+        no profile shows none), or more unknown states than the worker reads. Undo's treatment of them
+        is then the person's explicit choice, made before applying."""
+        return self.unknown_before > 0 and (self.method == METHOD_SUBSCRIBE or self.unknown_before > PRIOR_LOOKUP_MAX)
 
     @property
     def policy(self) -> dict[str, Any]:
@@ -401,10 +427,21 @@ def finish_plan(counts: PlanCounts, context: PlanContext, errors: list[str], not
     if summary.already_unsubscribed:
         notes.append(f"{summary.already_unsubscribed:,} matching profile(s) were already unsubscribed when "
                      "the list was pulled: they are not sent again, and undo will never re-subscribe them.")
-    if options.unsubscribe and summary.to_unsubscribe > summary.prior_known:
-        notes.append(f"For {summary.to_unsubscribe - summary.prior_known:,} profile(s) the list does not say "
-                     "whether they are subscribed now: small exports read it from CleverTap just before "
-                     "sending; otherwise undo leaves them unsubscribed (it only restores what it knows).")
+    unknown = summary.to_unsubscribe - summary.prior_known if options.unsubscribe else 0
+    if unknown and unknown > PRIOR_LOOKUP_MAX:
+        notes.append(f"For {unknown:,} {'address' if context.method == METHOD_SUBSCRIBE else 'profile'}(s) to "
+                     "unsubscribe the list does not say whether they are subscribed now, and that is more than "
+                     f"the {PRIOR_LOOKUP_MAX:,} the app reads from CleverTap before sending: their state before "
+                     "stays unknown. Choose below what undo does with them.")
+    elif unknown and context.method == METHOD_SUBSCRIBE:
+        notes.append(f"Before sending, the app reads the current state of these {unknown:,} address(es) from "
+                     "CleverTap, so that undo can restore it. CleverTap shows a state only for an address that "
+                     "has a profile. An address with no profile may still be unsubscribed at address level (an "
+                     "earlier Subscribe call, a bounce), and no CleverTap API reads that: for those, the state "
+                     "before cannot be known. Choose below what undo does with them.")
+    elif unknown:
+        notes.append(f"For {unknown:,} profile(s) the list does not say whether they are subscribed now: the "
+                     "app reads it from CleverTap just before sending, so that undo can restore it.")
     if summary.over_guardrail:
         warnings.append(f"This would unsubscribe {summary.unsubscribe_pct:.1f}% of the list's profiles, more "
                         f"than the {guardrail_pct:g}% guardrail. Check the policy; to go ahead anyway, type "

@@ -14,7 +14,7 @@ import pandas as pd
 
 from lib.clevertap import MAX_UPLOAD_BATCH
 from lib.errors import UserError
-from lib.export.plan import ExportPlan, confirmation_phrase
+from lib.export.plan import UNKNOWN_PRIOR_CHOICES, ExportPlan, confirmation_phrase
 from lib.store import Connection, ExportRun, Store, utc_now
 
 SUBSCRIBE_STATUS, RESUBSCRIBE_STATUS = "Unsubscribe", "Resubscribe"
@@ -28,6 +28,10 @@ class GuardrailError(ExportError):
     """The plan unsubscribes more than the guardrail allows and was not confirmed."""
 
 
+class PriorChoiceNeeded(ExportError):
+    """Some states before cannot be known and no choice was made for what undo does with them."""
+
+
 def default_actor() -> str:
     """Who is exporting, for the history: the OS user running the app."""
     try:
@@ -37,11 +41,18 @@ def default_actor() -> str:
 
 
 def start_run(store: Store, plan: ExportPlan, connection: Connection, *, actor: str,
-              confirmation: str = "", batch_size: int = MAX_UPLOAD_BATCH) -> ExportRun:
+              confirmation: str = "", unknown_prior: str | None = None,
+              batch_size: int = MAX_UPLOAD_BATCH) -> ExportRun:
     """Record a dry-run plan as a run and hand it to the worker (state 'running').
+
+    Args:
+        unknown_prior: what undo does with unsubscribes whose state before cannot be known
+            (lib.export.plan.UNKNOWN_PRIOR_CHOICES); required when `plan.needs_prior_choice`, and kept
+            with the run's policy with who chose it and when.
 
     Raises:
         GuardrailError: over the guardrail and `confirmation` is not `confirmation_phrase(plan)`.
+        PriorChoiceNeeded: the plan needs `unknown_prior` and it was not given.
         ExportError: the plan has errors, sends nothing, or the list and the project are of
             different modes.
         DuplicateRun: the plan was applied already, or this list is being sent to this project now
@@ -56,6 +67,9 @@ def start_run(store: Store, plan: ExportPlan, connection: Connection, *, actor: 
         raise GuardrailError(f"This plan unsubscribes {plan.summary.unsubscribe_pct:.1f}% of the list, over "
                              f"the {plan.summary.guardrail_pct:g}% guardrail: type "
                              f"“{confirmation_phrase(plan)}” to confirm.")
+    if plan.needs_prior_choice and unknown_prior not in UNKNOWN_PRIOR_CHOICES:
+        raise PriorChoiceNeeded("Choose what undo does with the addresses whose state before cannot be known "
+                                "(see the dry run): leave them unsubscribed, or re-subscribe them too.")
     record = store.get_list(plan.list_id)
     if record is not None and record.mode != connection.mode:
         raise ExportError(f"This list belongs to {record.mode} mode and {connection.name} to "
@@ -63,6 +77,9 @@ def start_run(store: Store, plan: ExportPlan, connection: Connection, *, actor: 
     counts = {"plan": {k: v for k, v in asdict(plan.summary).items() if k != "by_rule"},
               "by_rule": plan.summary.by_rule}
     policy = {**plan.policy, "subscribe_status": SUBSCRIBE_STATUS}
+    if plan.needs_prior_choice:
+        policy.update(unknown_prior=unknown_prior, unknown_prior_chosen_by=actor or default_actor(),
+                      unknown_prior_chosen_at=utc_now())
     run = store.create_export_run(kind="export", list_id=plan.list_id, job_id=plan.job_id, connection=connection,
                                   list_name=plan.list_name, actions=plan.actions, policy=policy,
                                   method=plan.method, actor=actor or default_actor(), tag=plan.tag, counts=counts)

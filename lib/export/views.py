@@ -10,8 +10,9 @@ import pyarrow as pa
 
 from lib.clevertap import MAX_UPLOAD_BATCH
 from lib.downloads import SPREADSHEET, csv_chunks
-from lib.export.plan import METHOD_SUBSCRIBE, ExportPlan, confirmation_phrase
-from lib.export.undo import SKIP_NOT_FOUND, SKIP_OTHER
+from lib.export.plan import (METHOD_SUBSCRIBE, PRIOR_LOOKUP_MAX, UNKNOWN_PRIOR_CHOICES, UNKNOWN_PRIOR_LEAVE,
+                             UNKNOWN_PRIOR_RESUBSCRIBE, ExportPlan, confirmation_phrase)
+from lib.export.undo import SKIP_NOT_FOUND, SKIP_OTHER, UndoPreview
 from lib.figures import Metric, plural
 from lib.runtime import Clients, MissingSecretError
 from lib.progress import activity_line, run_subject
@@ -130,7 +131,8 @@ def _left_unsubscribed(store: Store, undo: ExportRun) -> int:
     asked = undo.counts.get("undo", {})
     skipped = store.export_skip_reasons(undo.id)
     still = sum(n for why, n in skipped.items() if why in _STILL_UNSUBSCRIBED)
-    return int(asked.get("prior_unknown", 0)) + undo.unprocessed + still
+    left_alone = int(asked.get("prior_unknown", 0)) - int(asked.get("assumed", 0))  # unknown, not re-subscribed
+    return left_alone + undo.unprocessed + still
 
 
 KIND_WORDS = {"export": "Export", "retry": "Retry", "undo": "Undo"}
@@ -198,9 +200,39 @@ def read_back_table(run: ExportRun) -> pd.DataFrame | None:
     rows = run.counts.get("read_back", {}).get("rows")
     if not rows:
         return None
+    words = {True: "yes", False: "no", None: "cannot be read"}
     return pd.DataFrame({"Key": [r["key_type"] for r in rows], "Value": [r["key_value"] for r in rows],
                          "Expected": [r["expected"] for r in rows], "Found": [r["found"] for r in rows],
-                         "Confirmed": [r["confirmed"] for r in rows]})
+                         "As planned": [words[r["confirmed"]] for r in rows]})
+
+
+@dataclass(frozen=True)
+class ReadBackSummary:
+    confirmed: int   # read back exactly as planned
+    different: int   # read back otherwise (or not found)
+    unreadable: int  # addresses with no profile: an address-level preference no API reads
+
+    @property
+    def line(self) -> str:
+        """What the check found, in words; an address with no profile is not "not found"."""
+        readable = self.confirmed + self.different
+        said = (f"**Read-back check:** {self.confirmed} of {readable} sampled profiles read back from CleverTap "
+                "exactly as planned." if readable else "**Read-back check:**")
+        if self.unreadable:
+            said += (f" {plural(self.unreadable, 'sampled address', 'sampled addresses')} "
+                     f"{'has' if self.unreadable == 1 else 'have'} no profile in CleverTap: the address-level "
+                     "preference was accepted, but CleverTap shows it only on a profile with that address (one "
+                     "created later follows it), so it cannot be read back.")
+        return said
+
+
+def read_back_summary(run: ExportRun) -> ReadBackSummary | None:
+    rows = run.counts.get("read_back", {}).get("rows")
+    if not rows:
+        return None
+    return ReadBackSummary(confirmed=sum(1 for r in rows if r["confirmed"] is True),
+                           different=sum(1 for r in rows if r["confirmed"] is False),
+                           unreadable=sum(1 for r in rows if r["confirmed"] is None))
 
 
 def reason_counts(plan: ExportPlan) -> pd.DataFrame:
@@ -279,14 +311,24 @@ class ApplyReadiness:
 
 
 def apply_readiness(plan: ExportPlan, confirmation: str, connection_name: str,
-                    active: ExportRun | None) -> ApplyReadiness:
-    """Whether the dry run may be applied now: no errors, something to send, and over the guardrail
-    only with the typed confirmation."""
+                    active: ExportRun | None, unknown_prior: str | None = None) -> ApplyReadiness:
+    """Whether the dry run may be applied now: no errors, something to send, over the guardrail only
+    with the typed confirmation, and a choice made for states before that cannot be known."""
     s = plan.summary
     confirmed = not s.over_guardrail or confirmation.strip() == confirmation_phrase(plan)
+    chosen = not plan.needs_prior_choice or unknown_prior in UNKNOWN_PRIOR_CHOICES
     note = f"Run {active.id} is still sending: this one starts when it ends." if active is not None else None
     return ApplyReadiness(f"Apply: send {s.changes:,} records to {connection_name}",
-                          disabled=not (plan.can_apply and confirmed), note=note)
+                          disabled=not (plan.can_apply and confirmed and chosen), note=note)
+
+
+def prior_choice_question(plan: ExportPlan) -> str:
+    """The question the dry run asks when some states before cannot be known (`plan.needs_prior_choice`)."""
+    if plan.method == METHOD_SUBSCRIBE and plan.unknown_before <= PRIOR_LOOKUP_MAX:
+        return ("If this run is undone, what happens to the addresses CleverTap has no profile for (their "
+                "state before the run cannot be read)?")
+    return (f"If this run is undone, what happens to the {plan.unknown_before:,} whose state before the run "
+            "stays unknown?")
 
 
 def policy_line(run: ExportRun) -> str:
@@ -296,3 +338,33 @@ def policy_line(run: ExportRun) -> str:
     how = "per profile (/1/upload)" if run.method == "upload" else "per address (/1/subscribe)"
     return (f"Tag **{run.tag}** · policy: {', '.join(policy.get('rules') or []) or '-'} · "
             f"appended: {appended} · {how}")
+
+
+# ---- the undo dry run (History) -----------------------------------------------------------------
+def undo_choice_question(preview: UndoPreview) -> str:
+    """Asked when a run recorded no choice for unknown states before (runs applied before it was asked)."""
+    c = preview.counts
+    no_profile = c.get("no_profile", 0)
+    why = (f" ({plural(no_profile, 'address', 'addresses')} CleverTap had no profile for, so no state to read)"
+           if no_profile else "")
+    return (f"For {plural(c['prior_unknown'], 'unsubscribe')} of this run the state before is unknown{why}. "
+            "Should undo re-subscribe them?")
+
+
+def undo_metrics(preview: UndoPreview, choice: str | None) -> list[Metric]:
+    """What an undo will do with `choice` for unknown states before (the recorded one, or made now)."""
+    c = preview.counts
+    choice = preview.choice or choice
+    unknown_fate = ("re-subscribed, as chosen" if choice == UNKNOWN_PRIOR_RESUBSCRIBE else
+                    "left alone, as chosen" if choice == UNKNOWN_PRIOR_LEAVE else "choose below")
+    if preview.choice and preview.chosen_by:
+        unknown_fate += f" by {preview.chosen_by} before applying"
+    return [
+        Metric("Unsubscribed by the run", f"{c['unsubscribed_by_run']:,}"),
+        Metric("Will be re-subscribed", f"{preview.resubscribes(choice):,}",
+               help="" if preview.checked_all else "At most: each is checked just before writing"),
+        Metric("Unsubscribed before: left alone", f"{c['were_unsubscribed_before']:,}"),
+        Metric("State before unknown", f"{c.get('prior_unknown', 0):,}", unknown_fate if c.get("prior_unknown") else "",
+               help="Addresses CleverTap had no profile for (no API reads an address-level preference), or more "
+                    "than the app reads before sending"),
+    ]

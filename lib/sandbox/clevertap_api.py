@@ -39,6 +39,10 @@ WRONG_REGION = {"status": "fail", "error": "Invalid Credentials", "code": 401}
 TOO_MANY_CONCURRENT = {"status": "fail", "error": "Too many concurrent requests", "code": 429}
 NOT_FOUND = {"status": "fail", "error": "Not Found", "code": 404}
 # UNCONFIRMED: the body for an unknown profile. HTTP 200 with status fail, like other soft failures.
+# Also what profile.json?email= answers for an address no profile has, even when /1/subscribe set an
+# address-level preference for it: the reference documents no API that reads address-level state
+# (UNCONFIRMED that none exists). The sandbox keeps that state (ProfileStore.address_subscription) and
+# applies it to profiles created later with the address; only tests read it (Sandbox.address_subscription).
 PROFILE_NOT_FOUND = {"status": "fail", "error": "Profile not found", "code": 404}
 PROFILE_NOT_FOUND_HTTP = 200
 IN_PROGRESS = {"status": "fail", "error": "Request still in progress", "code": 2}

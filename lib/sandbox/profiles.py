@@ -325,6 +325,17 @@ class ProfileStore:
         if address is not None:
             self._email_moves.setdefault(address, set()).add(key)
 
+    def address_subscription(self, address: str) -> bool | None:
+        """The latest address-level change of `address` (True: resubscribed), None when it had none.
+
+        Kept for addresses no profile has too, and applied to profiles created later with it. No API
+        route reads it: see PROFILE_NOT_FOUND in clevertap_api.py. Tests do (Sandbox.address_subscription).
+        """
+        target = normalise_email(address)
+        with self.lock:
+            found = self._addresses.get(target) if target is not None else None
+        return None if found is None else found[0]
+
     def set_address_subscription(self, changes: list[tuple[str, bool]]) -> None:
         """Address-level subscribe/unsubscribe: every profile with that normalised address follows."""
         rows = []

@@ -297,6 +297,11 @@ class Sandbox:
                 raise ValueError("give identity, email or object_id")
             return None if key is None else store.record(key)
 
+    def address_subscription(self, email: str) -> bool | None:
+        """The address-level state /1/subscribe left for `email` (True: resubscribed, False: unsubscribed),
+        None when it never changed; kept also for addresses no profile has (no API reads it)."""
+        return self.store.address_subscription(email)
+
     def advance_clock(self, seconds: float) -> None:
         """Move the sandbox's clock forward (expiry of cursors, result URLs and results)."""
         self.clock.advance(seconds)

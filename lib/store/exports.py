@@ -119,8 +119,10 @@ class ExportsStore(Database):
         (a plan is recorded whole or not at all).
 
         `changes`: frames, in send order, with the columns key_type, key_value, email, unsubscribe
-        (bool), prior_msg_email (bool or NA), properties_json (str or NA). Row order decides batches
-        of `batch_size`; a batch is a contiguous range of row_no (which `export_batch_rows` relies on).
+        (bool), prior_msg_email (bool or NA), properties_json (str or NA), and optionally prior_source
+        (where the state before came from; without it, `list` where prior_msg_email is known). Row
+        order decides batches of `batch_size`; a batch is a contiguous range of row_no (which
+        `export_batch_rows` relies on).
         """
         def col(part: pd.DataFrame, name: str, as_int: bool = False) -> list[Any]:
             values = pa.array(part[name], from_pandas=True)  # NA, NaN and None become null -> None
@@ -135,13 +137,16 @@ class ExportsStore(Database):
                 for start in range(0, len(frame), _WRITE_CHUNK):
                     part = frame.iloc[start:start + _WRITE_CHUNK]
                     row_no = np.arange(n, n + len(part))
+                    priors = col(part, "prior_msg_email", as_int=True)
+                    sources = (col(part, "prior_source") if "prior_source" in part.columns
+                               else [None if v is None else "list" for v in priors])
                     con.executemany(
                         """INSERT INTO export_changes (run_id, row_no, batch_no, key_type, key_value, email,
-                               unsubscribe, prior_msg_email, properties_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                               unsubscribe, prior_msg_email, properties_json, prior_source)
+                           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                         zip(itertools.repeat(run_id), row_no.tolist(), (row_no // batch_size).tolist(),
                             col(part, "key_type"), col(part, "key_value"), col(part, "email"),
-                            col(part, "unsubscribe", as_int=True), col(part, "prior_msg_email", as_int=True),
-                            col(part, "properties_json")))
+                            col(part, "unsubscribe", as_int=True), priors, col(part, "properties_json"), sources))
                     n += len(part)
             counts = [min(batch_size, n - first) for first in range(0, n, batch_size)]
             con.executemany("INSERT INTO export_batches (run_id, batch_no, state, first_row, records) "
@@ -154,7 +159,7 @@ class ExportsStore(Database):
     def export_changes(self, run_id: int, *, batch_no: int | None = None,
                        outcomes: Sequence[str] | None = None, limit: int | None = None) -> pd.DataFrame:
         sql = ("SELECT c.row_no, c.batch_no, c.key_type, c.key_value, c.email, c.unsubscribe, "
-               f"c.prior_msg_email, c.properties_json, {_OUTCOME} AS outcome, c.error_code, c.error "
+               f"c.prior_msg_email, c.properties_json, {_OUTCOME} AS outcome, c.error_code, c.error, c.prior_source "
                f"{_CHANGES_WITH_BATCH} WHERE c.run_id = ?")
         args: list[Any] = [run_id]
         if batch_no is not None:  # a batch is a row_no range: a primary-key range scan
@@ -254,7 +259,7 @@ class ExportsStore(Database):
         check answers "are the undeliverable ones unsubscribed?")."""
         return pd.read_sql_query(
             "SELECT c.row_no, c.key_type, c.key_value, c.email, c.unsubscribe, c.prior_msg_email, "
-            f"c.properties_json {_CHANGES_WITH_BATCH} WHERE c.run_id = ? AND {_OUTCOME} = ? "
+            f"c.properties_json, c.prior_source {_CHANGES_WITH_BATCH} WHERE c.run_id = ? AND {_OUTCOME} = ? "
             "ORDER BY c.unsubscribe DESC, RANDOM() LIMIT ?", self._connection(),
             params=[run_id, outcome, int(size)])
 
@@ -270,11 +275,22 @@ class ExportsStore(Database):
                          "GROUP BY error", (run_id,))
         return {str(r["error"] or ""): int(r["n"]) for r in rows}
 
-    def set_change_priors(self, run_id: int, priors: Sequence[tuple[int, bool | None]]) -> None:
-        """Record the MSG-email value a profile had before the run, read just before sending."""
+    def set_change_priors(self, run_id: int, priors: Sequence[tuple[int, bool | None, str]]) -> None:
+        """Record, per (row_no, value, source), the MSG-email value a profile had before the run, read just
+        before sending, and where it came from: `read` (found), `no_profile` (CleverTap has no profile
+        with the key, so there was no state to read: the value stays unknown)."""
         with self._tx() as con:
-            con.executemany("UPDATE export_changes SET prior_msg_email = ? WHERE run_id = ? AND row_no = ?",
-                            [(None if v is None else int(v), run_id, r) for r, v in priors])
+            con.executemany("UPDATE export_changes SET prior_msg_email = ?, prior_source = ? "
+                            "WHERE run_id = ? AND row_no = ?",
+                            [(None if v is None else int(v), source, run_id, r) for r, v, source in priors])
+
+    def export_batch_sources(self, run_id: int, batch_no: int) -> dict[int, str | None]:
+        """Per row of one batch, where its state before came from (a run that checks profiles first
+        reads it to know which rows may find no profile)."""
+        rows = self._all("SELECT c.row_no, c.prior_source FROM export_changes c JOIN export_batches b "
+                         "ON b.run_id = c.run_id AND b.batch_no = ? WHERE c.run_id = ? AND c.row_no >= b.first_row "
+                         "AND c.row_no < b.first_row + b.records", (batch_no, run_id))
+        return {int(r["row_no"]): r["prior_source"] for r in rows}
 
     def claim_export_run(self, owner: str, *, lease_seconds: float, mode: str) -> ExportRun | None:
         """Lease the run this worker should apply now, or None.

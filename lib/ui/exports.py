@@ -14,10 +14,11 @@ from lib.filters import Selection
 from lib.errors import UserError
 from lib.export import runs, views
 from lib.export.payloads import sample_payload
-from lib.export.plan import RULES, ExportOptions, ExportPlan, append_table, columns_from_table, confirmation_phrase
+from lib.export.plan import (RULES, UNKNOWN_PRIOR_CHOICES, ExportOptions, ExportPlan, append_table, columns_from_table,
+                             confirmation_phrase)
 from lib.export.planfile import plan_export
 from lib.export.undo import start_undo
-from lib.figures import Metric
+from lib.figures import plural
 from lib.store import Connection, Task
 from lib.tasks import request_read_back, request_undo_preview, undo_preview_of
 from lib.ui import counts, escape_md, link, metric_row, runtime, timestamp
@@ -74,8 +75,12 @@ def run_panel(run_id: int, key: str, actor: str) -> None:
                   help="Finished batches stay recorded; resume later to send the rest")
         return
     undone = views.undo_status(store, run) if run.kind == "export" else None
+    checked = views.read_back_summary(run)
     if run.state == "done" and undone is not None:
         st.info(f"Done, then {undone.line} · {status.line}", icon=":material/undo:")
+    elif run.state == "done" and checked is not None and checked.different:
+        st.warning(f"Done, but the read-back found {plural(checked.different, 'sampled profile')} not as planned "
+                   f"(below) · {status.line}", icon=":material/warning:")
     elif run.state == "done":
         st.success(f"Done · {status.line}", icon=":material/check_circle:")
     else:
@@ -84,9 +89,8 @@ def run_panel(run_id: int, key: str, actor: str) -> None:
             + (f" · {run.error}" if run.error else ""), icon=":material/warning:")
         st.button("Resume: send the batches not sent yet", key=f"{key}_resume_{run.id}",
                   on_click=_resume, args=(run.id,))
-    if (table := views.read_back_table(run)) is not None:
-        st.markdown(f"**Read-back check:** {int(table['Confirmed'].sum())} of {len(table)} sampled profiles read "
-                    "back from CleverTap exactly as planned.")
+    if (table := views.read_back_table(run)) is not None and checked is not None:
+        st.markdown(checked.line)
         st.dataframe(table, key=f"{key}_readback_{run.id}", hide_index=True, width="stretch")
     if run.state == "done":
         asked = f"{key}_recheck_task_{run.id}"
@@ -157,13 +161,19 @@ def dry_run_panel(plan: ExportPlan, connection: Connection, actor: str) -> None:
     if s.over_guardrail:
         confirmation = st.text_input(f"Type {confirmation_phrase(plan)} to unsubscribe more than the "
                                      f"{s.guardrail_pct:g}% guardrail", key="export_confirm")
-    ready = views.apply_readiness(plan, confirmation, connection.name, runs.latest_active_run(rt.store, rt.mode))
+    unknown_prior = None
+    if plan.needs_prior_choice:  # an explicit choice, kept with the run: nothing is pre-selected
+        unknown_prior = st.radio(views.prior_choice_question(plan), list(UNKNOWN_PRIOR_CHOICES), index=None,
+                                 key=f"export_unknown_prior_{plan.tag}", format_func=UNKNOWN_PRIOR_CHOICES.get)
+    ready = views.apply_readiness(plan, confirmation, connection.name, runs.latest_active_run(rt.store, rt.mode),
+                                  unknown_prior)
     if ready.note:
         st.info(ready.note, icon=":material/hourglass_top:")
     if st.button(ready.label, key="export_apply", type="primary", disabled=ready.disabled):
         try:
             with st.spinner("Recording the plan…"):
-                runs.start_run(rt.store, plan, connection, actor=actor, confirmation=confirmation)
+                runs.start_run(rt.store, plan, connection, actor=actor, confirmation=confirmation,
+                               unknown_prior=unknown_prior)
         except UserError as exc:
             st.error(exc.message)
         else:
@@ -193,22 +203,24 @@ def _undo_preview(task: Task, run_id: int, actor: str) -> None:
     preview = undo_preview_of(task)
     if preview is None:
         return
-    c = preview.counts
-    metric_row([
-        Metric("Unsubscribed by the run", f"{c['unsubscribed_by_run']:,}"),
-        Metric("Will be re-subscribed", f"{preview.will_resubscribe:,}",
-               help="" if preview.checked_all else "At most: each is checked just before writing"),
-        Metric("Unsubscribed before: left alone", f"{c['were_unsubscribed_before']:,}"),
-        Metric("State before unknown: left alone", f"{c['prior_unknown']:,}"),
-    ])
+    choice = preview.choice
+    metrics = st.container()
+    if preview.needs_choice:  # an explicit choice, kept with the undo run: nothing is pre-selected
+        choice = st.radio(views.undo_choice_question(preview), list(UNKNOWN_PRIOR_CHOICES), index=None,
+                          key=f"history_unknown_prior_{run_id}", format_func=UNKNOWN_PRIOR_CHOICES.get)
+    with metrics:
+        metric_row(views.undo_metrics(preview, choice))
     st.dataframe(preview.preview_table(), key="history_undo_preview", hide_index=True, width="stretch")
     if not preview.checked_all:
         st.caption(f"The first {len(preview.preview):,} of {preview.candidates:,} checked now; every one is "
                    "checked again just before its batch is written.")
-    if st.button(f"Undo run {run_id}: re-subscribe up to {preview.candidates:,} profiles", key="history_undo",
-                 type="primary", disabled=preview.candidates == 0):
+    count = preview.resubscribes(choice)
+    if st.button(f"Undo run {run_id}: re-subscribe {'' if preview.checked_all else 'up to '}{count:,} "
+                 f"{'profile' if count == 1 else 'profiles'}", key="history_undo", type="primary",
+                 disabled=count == 0 or (preview.needs_choice and choice is None)):
         try:
-            undo = start_undo(runtime().store, run_id, actor=actor)
+            undo = start_undo(runtime().store, run_id, actor=actor,
+                              unknown_prior=choice if preview.needs_choice else None)
         except UserError as exc:
             st.error(exc.message)
         else:

@@ -15,7 +15,8 @@ from lib.export.planfile import plan_export
 from lib.export.worker import ExportWorker
 from lib.worker.loop import LoopThread
 from lib.clevertap import CleverTapClient
-from lib.export.plan import STAMP_PROPERTY, UNDONE_PREFIX, ExportOptions
+from lib.export.plan import (STAMP_PROPERTY, UNDONE_PREFIX, UNKNOWN_PRIOR_LEAVE, UNKNOWN_PRIOR_RESUBSCRIBE,
+                             ExportOptions)
 from lib.runtime import MissingSecretError
 from lib.store import DuplicateRun, Store
 from tests.export.support import (assert_state_matches_plan, client_for, connect, csv_list, make_verified_list,
@@ -37,8 +38,12 @@ def planned(store: Store, record, options=ExportOptions(), guardrail_pct: float 
     return plan_export(store, record.id, options, guardrail_pct=guardrail_pct)
 
 
-def run_plan(store: Store, sb, plan, *, batch_size: int = 40, concurrency: int = 15, **kwargs):
-    run = runs.start_run(store, plan, connect(store, sb), actor="tester", batch_size=batch_size)
+def run_plan(store: Store, sb, plan, *, batch_size: int = 40, concurrency: int = 15, unknown_prior: str | None = None,
+             **kwargs):
+    if unknown_prior is None and plan.needs_prior_choice:
+        unknown_prior = UNKNOWN_PRIOR_LEAVE
+    run = runs.start_run(store, plan, connect(store, sb), actor="tester", batch_size=batch_size,
+                         unknown_prior=unknown_prior)
     with client_for(sb) as client:
         return RunApplier(store, run.id, client, concurrency=concurrency, **kwargs).apply()
 
@@ -152,7 +157,7 @@ def test_read_back_confirms_a_sample(make_sandbox, store, no_sleep) -> None:
     record = make_verified_list(store, pull(sb, 200), every(2, C.INVALID))
     run = run_plan(store, sb, planned(store, record, APPEND))
     table = views.read_back_table(run)
-    assert table is not None and len(table) == 20 and table["Confirmed"].all()
+    assert table is not None and len(table) == 20 and (table["As planned"] == "yes").all()
     assert sb.stats()["requests"]["clevertap.profile"] >= 20
 
     # A profile changed behind our back is reported, not confirmed.
@@ -276,7 +281,7 @@ def test_undo_restores_exactly_the_prior_state(make_sandbox, store) -> None:
     with client_for(sb) as client:
         undo_plan = undo.preview_undo(store, run.id, client)
     assert undo_plan.checked_all
-    decisions = {value: decision for _, value, decision in undo_plan.preview}
+    decisions = {value: decision for _, value, decision, _ in undo_plan.preview}
     assert decisions[resubscribed_since[1]] == undo.SKIP_SUBSCRIBED
     assert decisions[other_run_since[1]] == undo.SKIP_OTHER
     # Read as unsubscribed just before sending, or unsubscribed in the list already: never flipped.
@@ -330,6 +335,87 @@ def test_undo_of_an_email_only_run_resubscribes_addresses(make_sandbox, store) -
     assert undo_run.state == "done"
     for address in store.export_changes(run.id)["key_value"]:
         assert sb.profile(email=address)["profileData"]["MSG-email"] is bool(before.get(address, True))
+
+
+NOBODY = ["nobody.one@gmail.com", "nobody.two@yahoo.com", "nobody.three@outlook.com"]  # no sandbox profile
+
+
+@pytest.mark.parametrize("choice", [UNKNOWN_PRIOR_RESUBSCRIBE, UNKNOWN_PRIOR_LEAVE])
+def test_a_csv_list_s_unsubscribes_are_undone_as_chosen(make_sandbox, store, no_sleep, choice: str) -> None:
+    """Issue 15, defect 2: a CSV list's addresses CleverTap has no profile for. Their state before cannot
+    be read (no API reads an address-level preference), so the dry run says so and the person chooses
+    before applying; the choice is recorded; the read-back explains them instead of "not found"; undo
+    restores them as chosen, and the run says whether it is fully undone."""
+    sb = make_sandbox()
+    rows = pull(sb, 12)
+    emails = rows["email"].tolist() + NOBODY
+    record = csv_list(store, emails, [C.INVALID] * len(emails), name="messy")
+    plan = planned(store, record)
+    assert plan.method == "subscribe" and plan.needs_prior_choice and plan.unknown_before == len(emails)
+    assert any("no CleverTap API reads that" in n for n in plan.notes)
+    with pytest.raises(runs.PriorChoiceNeeded):
+        runs.start_run(store, plan, connect(store, sb), actor="Ana")
+    assert views.apply_readiness(plan, "", "Sandbox", None).disabled
+    assert not views.apply_readiness(plan, "", "Sandbox", None, choice).disabled
+    run = runs.start_run(store, plan, connect(store, sb, name="Other"), actor="Ana", unknown_prior=choice)
+    assert run.policy["unknown_prior"] == choice and run.policy["unknown_prior_chosen_by"] == "Ana"
+    with client_for(sb) as client:
+        run = RunApplier(store, run.id, client).apply()
+    assert run.state == "done" and run.counts["prior_no_profile"] == len(NOBODY)
+    changes = store.export_changes(run.id).set_index("key_value")
+    assert set(changes.index[changes["prior_source"] == "no_profile"]) == set(NOBODY)
+    assert changes.loc[NOBODY, "prior_msg_email"].isna().all()
+    assert (changes["prior_source"] != "no_profile").sum() == len(rows)  # the others were read
+    for address in NOBODY:
+        assert sb.profile(email=address) is None and sb.address_subscription(address) is False
+
+    # The read-back does not call them "not found" under a green Done: it says why they cannot be read.
+    summary = views.read_back_summary(run)
+    assert summary is not None and summary.different == 0 and summary.unreadable == len(NOBODY)
+    assert summary.confirmed == len(rows) and "have no profile in CleverTap" in summary.line
+    assert "not found" not in " ".join(r["found"] for r in run.counts["read_back"]["rows"])
+
+    with client_for(sb) as client:
+        preview = undo.preview_undo(store, run.id, client)
+    assert preview.choice == choice and not preview.needs_choice and preview.checked_all
+    subscribed_before = int(rows["MSG-email"].fillna(True).sum())  # the others were unsubscribed already
+    resubscribed = subscribed_before + (len(NOBODY) if choice == UNKNOWN_PRIOR_RESUBSCRIBE else 0)
+    assert 0 < subscribed_before and preview.will_resubscribe == resubscribed
+    undo_run = undo.start_undo(store, run.id, actor="Ben")
+    with client_for(sb) as client:
+        undo_run = RunApplier(store, undo_run.id, client).apply()
+    assert undo_run.state == "done" and undo_run.processed == resubscribed
+    for address, before in zip(rows["email"], rows["MSG-email"].fillna(True)):
+        assert sb.profile(email=address)["profileData"]["MSG-email"] is bool(before)  # exactly as before
+    for address in NOBODY:
+        assert sb.address_subscription(address) is (choice == UNKNOWN_PRIOR_RESUBSCRIBE)
+    status = views.undo_status(store, store.export_run(run.id))
+    assert status is not None
+    assert (status.word, status.left_unsubscribed) == (
+        ("undone", 0) if choice == UNKNOWN_PRIOR_RESUBSCRIBE else ("partly undone", len(NOBODY)))
+
+
+def test_a_run_without_a_recorded_choice_asks_for_it_at_undo(make_sandbox, store, no_sleep) -> None:
+    """A run applied before the choice was asked (its policy has none): the undo asks, and records it."""
+    sb = make_sandbox()
+    record = csv_list(store, NOBODY, [C.INVALID] * len(NOBODY), name="old run")
+    run = run_plan(store, sb, planned(store, record))
+    with store._tx() as con:  # as a run of the earlier version recorded it: no choice in its policy
+        policy = {k: v for k, v in run.policy.items() if not k.startswith("unknown_prior")}
+        con.execute("UPDATE export_runs SET policy_json = ? WHERE id = ?", (json.dumps(policy), run.id))
+    with client_for(sb) as client:
+        preview = undo.preview_undo(store, run.id, client)
+    assert preview.needs_choice and preview.counts["no_profile"] == len(NOBODY)
+    assert (preview.resubscribes(None), preview.resubscribes(UNKNOWN_PRIOR_RESUBSCRIBE)) == (0, len(NOBODY))
+    assert "3 addresses CleverTap had no profile for" in views.undo_choice_question(preview)
+    with pytest.raises(runs.ExportError, match="choose whether undo"):
+        undo.start_undo(store, run.id, actor="Ben")
+    undo_run = undo.start_undo(store, run.id, actor="Ben", unknown_prior=UNKNOWN_PRIOR_RESUBSCRIBE)
+    assert undo_run.policy["unknown_prior"] == UNKNOWN_PRIOR_RESUBSCRIBE
+    assert undo_run.policy["unknown_prior_chosen_by"] == "Ben"
+    with client_for(sb) as client:
+        RunApplier(store, undo_run.id, client).apply()
+    assert all(sb.address_subscription(a) is True for a in NOBODY)
 
 
 def test_failed_batch_fails_the_run_and_resume_sends_the_rest(make_sandbox, store, no_sleep) -> None:

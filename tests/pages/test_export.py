@@ -130,3 +130,13 @@ def test_email_only_list_explains_the_subscribe_api(monkeypatch, tmp_path) -> No
     assert "Subscribe API" in rendered_text(at) and at.checkbox(key="export_append").disabled
     at.button(key="export_dry_run").click().run()
     assert '"/1/subscribe"' in at.code[0].value and '"Unsubscribe"' in at.code[0].value
+    # Some addresses' state before cannot be known: the person chooses what undo does, nothing pre-selected.
+    [choice] = [r for r in at.radio if r.key.startswith("export_unknown_prior_")]
+    assert choice.value is None and "no profile for" in choice.label
+    assert at.button(key="export_apply").disabled
+    choice.set_value("resubscribe").run()
+    assert not at.button(key="export_apply").disabled
+    at.button(key="export_apply").click().run()
+    assert not at.exception, page_errors(at)
+    [run] = ui.runtime().store.list_export_runs()
+    assert run.policy["unknown_prior"] == "resubscribe" and run.policy["unknown_prior_chosen_by"]
