@@ -245,6 +245,22 @@ MIGRATIONS: tuple[str, ...] = (
                                          AND state IN ('planned', 'running'))
     BEGIN SELECT RAISE(ABORT, 'one active run per list and project'); END
     """,
+    # v5: the named audit: who did what and when, for every action a person takes (audit_log stays the
+    # record of CRM writes per batch)
+    """
+    CREATE TABLE actions (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor_email TEXT NOT NULL,
+        actor_name TEXT NOT NULL DEFAULT '',
+        actor_role TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT '',
+        mode TEXT
+    );
+    CREATE INDEX actions_at ON actions(at)
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
