@@ -139,6 +139,7 @@ def main(argv: list[str]) -> int:
 def run(data_dir: Path, list_id: int, sb: dict[str, str]) -> dict[str, tuple[float, str, str | None]]:
     """The timed part: Start (the page records the request at the price it showed), then the worker's
     first round (plan again, write upload.csv: `prepare`) and second (the upload)."""
+    from lib.access import local_user
     from lib.clearout import ClearoutClient
     from lib.store import Store
     from lib.verification import plan as P
@@ -166,7 +167,7 @@ def run(data_dir: Path, list_id: int, sb: dict[str, str]) -> dict[str, tuple[flo
                                 cache_days=CACHE_DAYS)
     try:
         with timer() as start_time:
-            job = S.start_verification(store, price, available_credits=balance, mode="sandbox")
+            job = S.start_verification(store, price, available_credits=balance, mode="sandbox", user=local_user())
             # The worker's first step: plan again, write upload.csv, queue (its round then uploads).
             S.prepare_job(store, store.job(job.id), cache_days=CACHE_DAYS)
     finally:

@@ -26,7 +26,7 @@ key = results.cache_key(rt.store, item)
 try:
     merged = widgets.verified_frame(*key)  # shared and READ-ONLY: see lib/ui/results.py
 except UserError as exc:
-    st.error(exc.message)
+    ui.error(exc)
     st.stop()
 summary = widgets.verified_summary(*key)
 

@@ -12,7 +12,7 @@ import streamlit as st
 from lib import columns as co
 from lib import downloads, results
 from lib.filters import FilterOptions, Selection
-from lib.ui import runtime
+from lib.ui import audited, runtime
 
 RESULTS_TTL_S = 30 * 60  # a list nobody looked at for half an hour leaves memory
 RESULTS_MAX_LISTS = 2  # a 1,000,000-row merged frame holds about 300 MB
@@ -100,8 +100,12 @@ def downloads_section(merged: pd.DataFrame, matching: pd.DataFrame, selection: S
     filtered = scope == "filtered" and selection.active
     frame = matching if filtered else merged
     csv_col, xlsx_col = st.columns(2)
+    what = f"list {cache_key[1]}: {list_name}, {len(frame):,} {'filtered ' if filtered else ''}rows"
+    mode = runtime().mode
     csv_col.download_button(f"Download CSV ({len(frame):,} rows)", icon=":material/download:", type="primary",
-                            key="results_csv", data=partial(downloads.to_csv_bytes, frame),  # on click only
+                            key="results_csv",  # written on click only, and the click recorded then
+                            data=audited(partial(downloads.to_csv_bytes, frame), "download_results", what + ", CSV",
+                                         mode),
                             file_name=results.file_name(list_name, "csv", filtered=filtered), mime="text/csv",
                             on_click="ignore")
     xlsx_id = (cache_key, filtered, selection if filtered else None)
@@ -113,7 +117,8 @@ def downloads_section(merged: pd.DataFrame, matching: pd.DataFrame, selection: S
         xlsx_col.warning(refusal)
     elif built is not None:
         xlsx_col.download_button(f"Download Excel ({len(frame):,} rows)", icon=":material/download:",
-                                 key="results_xlsx_download", data=partial(bytes, built[1]), on_click="ignore",
+                                 key="results_xlsx_download", on_click="ignore",
+                                 data=audited(partial(bytes, built[1]), "download_results", what + ", XLSX", mode),
                                  file_name=results.file_name(list_name, "xlsx", filtered=filtered),
                                  mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     else:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from lib import actions
+from lib.access import OPERATOR, User, require
 from lib.figures import Metric, plural
 from lib.store import Store, VerificationJob
 from lib.verification.balance import Balance
@@ -92,9 +94,16 @@ def job_views(store: Store, mode: str, *, limit: int = 20, unfinished_only: bool
     return [describe(job, names.get(job.list_id, f"list {job.list_id}")) for job in jobs]
 
 
-def cancel(store: Store, job_id: int) -> VerificationJob | None:
-    """Cancel a job: queued ones stop at once, running ones when the worker has told Clearout."""
-    return store.cancel_job(job_id)
+def cancel(store: Store, job_id: int, *, user: User) -> VerificationJob | None:
+    """Cancel a job: queued ones stop at once, running ones when the worker has told Clearout.
+
+    Raises:
+        NotAllowed: `user` is not an operator.
+    """
+    require(user, OPERATOR, "Cancelling a verification")
+    job = store.cancel_job(job_id)
+    actions.record(store, user, "verify_cancelled", target=f"job {job_id}")
+    return job
 
 
 def waiting_reason(store: Store, mode: str, *, has_token: bool) -> str | None:
