@@ -24,7 +24,7 @@ ARTIFACTS = ROOT / "artifacts" / "e2e"
 VIEWPORT = {"width": 1280, "height": 800}
 # Settings the app reads; none may leak in from the developer's shell (they would switch to live mode).
 APP_SETTINGS = re.compile(r"^(APP_MODE|CLEVERTAP_.*|CLEAROUT_.*|DATA_DIR|ENV_FILE|SANDBOX_.*|VERIFY_CACHE_DAYS|"
-                          r"UPLOAD_MAX_MB|EXPORT_GUARDRAIL_PCT|STREAMLIT_.*)$")
+                          r"UPLOAD_MAX_MB|EXPORT_GUARDRAIL_PCT|STREAMLIT_.*|AUTH_.*|ALLOW_UNAUTHENTICATED_NETWORK)$")
 RENDERED = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 HEALTH_TIMEOUT_S = 30
 
@@ -53,16 +53,18 @@ def app_environment(data_dir: Path, **knobs: str) -> dict[str, str]:
 
 
 @contextmanager
-def app_server(data_dir: Path, log_path: Path, **knobs: str) -> Iterator[AppServer]:
+def app_server(data_dir: Path, log_path: Path, *, streamlit_args: tuple[str, ...] = (),
+               **knobs: str) -> Iterator[AppServer]:
     """The README's run command (`python -m lib.serve`: sandbox, worker, Streamlit) on a free port until
-    healthy; SIGTERM afterwards, which stops all three (kill on timeout)."""
+    healthy; SIGTERM afterwards, which stops all three (kill on timeout). `streamlit_args` are more
+    Streamlit options (the sign-in test names its secrets file: --secrets.files)."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "lib.serve", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", *streamlit_args],
             cwd=ROOT, env=app_environment(data_dir, **knobs), stdout=log, stderr=subprocess.STDOUT)
     server = AppServer(f"http://127.0.0.1:{port}", process, log_path)
     try:
