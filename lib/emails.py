@@ -8,9 +8,9 @@ import pandas as pd
 # Deliberately permissive on the local part (RFC 5322 allows a lot, and Clearout is the judge of
 # deliverability); strict on the shape: one @, a dotted domain with a 2+ letter TLD, no spaces.
 # An address failing this cannot be delivered, so it is marked invalid without spending a credit.
-_SYNTAX = r"^[a-z0-9!#$%&'*+/=?^_`{|}~.-]+@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
-_SYNTAX_RE = re.compile(_SYNTAX)
-_MAX_LENGTH = 254  # RFC 5321 path limit
+SYNTAX = r"^[a-z0-9!#$%&'*+/=?^_`{|}~.-]+@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+_SYNTAX_RE = re.compile(SYNTAX)
+MAX_LENGTH = 254  # RFC 5321 path limit
 
 
 def normalise_email(value: object) -> str | None:
@@ -29,11 +29,11 @@ def normalise_emails(values: pd.Series) -> pd.Series:
 
 def is_valid_syntax(normalised: str | None) -> bool:
     """True when a normalised address has the shape of a deliverable address."""
-    return normalised is not None and 0 < len(normalised) <= _MAX_LENGTH and bool(_SYNTAX_RE.match(normalised))
+    return normalised is not None and 0 < len(normalised) <= MAX_LENGTH and bool(_SYNTAX_RE.match(normalised))
 
 
 def valid_syntax_mask(normalised: pd.Series) -> pd.Series:
     """Vectorised `is_valid_syntax` over the output of `normalise_emails` (NA counts as invalid)."""
     text = normalised.astype("string[pyarrow]")
-    ok = text.str.match(_SYNTAX) & (text.str.len() <= _MAX_LENGTH)
+    ok = text.str.match(SYNTAX) & (text.str.len() <= MAX_LENGTH)
     return ok.fillna(False).astype(bool)

@@ -7,73 +7,26 @@ final place and renamed once complete, so a list file is either whole or absent.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 from collections.abc import Sequence
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lib import actions
 from lib.access import ADMIN, OPERATOR, User, require
 from lib.errors import UserError
 from lib.csv_import import convert_csv
-from lib.emails import normalise_emails, valid_syntax_mask
+from lib.listkeys import write_keys
 from lib.store import ListRecord, Store, StoreError
 
 PREVIEW_ROWS = 100
-STATS_BATCH_ROWS = 256_000
 MAX_NAME_LENGTH = 120
 
 
 class ListError(UserError):
     """A list operation cannot be done; `str()` says why."""
-
-
-@dataclass(frozen=True)
-class EmailStats:
-    rows: int
-    valid_emails: int    # rows whose address passes the syntax check
-    unique_emails: int   # distinct normalised addresses among them
-    duplicates: int      # valid_emails - unique_emails
-    missing_emails: int  # rows with no address at all
-
-    def as_changes(self) -> dict[str, int]:
-        return {"rows": self.rows, "valid_emails": self.valid_emails, "unique_emails": self.unique_emails,
-                "duplicates": self.duplicates, "missing_emails": self.missing_emails}
-
-
-def email_stats(path: Path, email_column: str, *, batch_rows: int = STATS_BATCH_ROWS) -> EmailStats:
-    """The statistics of a list file, reading only its email column, a batch at a time.
-
-    Only the distinct valid addresses of each batch are kept until the end (the final count needs
-    them all), so a 2M-row list never has its whole column in pandas at once.
-    """
-    rows = valid = missing = 0
-    distinct: list[pa.Array] = []
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=[email_column]):
-        emails = pd.Series(batch.column(0).to_pandas(), copy=False)
-        normalised = normalise_emails(emails)
-        mask = valid_syntax_mask(normalised)
-        rows += len(emails)
-        valid += int(mask.sum())
-        missing += int(normalised.isna().sum())
-        distinct.append(pc.unique(pa.array(normalised[mask].array).cast(pa.large_string())))
-    unique = _count_distinct(pa.chunked_array(distinct, pa.large_string()))
-    return EmailStats(rows=rows, valid_emails=valid, unique_emails=unique, duplicates=valid - unique,
-                      missing_emails=missing)
-
-
-def _count_distinct(values: pa.ChunkedArray) -> int:
-    """Distinct strings by sorting: Arrow's hash-based count_distinct allocates ~250 bytes per
-    string (500 MB for 2M addresses), a sort one copy of the data."""
-    if len(values) == 0:
-        return 0
-    ordered = values.take(pc.sort_indices(values)).combine_chunks()
-    return int(pc.sum(pc.not_equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))).as_py() or 0) + 1
 
 
 def staging_path(store: Store) -> Path:
@@ -111,10 +64,11 @@ def add_csv_list(store: Store, mode: str, source: BinaryIO | Path, *, file_name:
     staged = staging_path(store)
     try:
         conversion = convert_csv(source, staged, max_bytes=max_bytes)
-        stats = email_stats(staged, conversion.email_column)
         record = store.create_list(name=list_name, mode=mode, source_kind="csv", source=file_name)
         try:
             staged.replace(store.list_path(record.id))
+            stats = write_keys(store.list_path(record.id), conversion.email_column, store.list_keys_path(record.id),
+                               data_dir=store.data_dir)
             record = store.update_list(
                 record.id, state="ready", email_column=conversion.detected.email,
                 identity_column=conversion.detected.identity,

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from lib.audiences import AudienceQuery, PullError, error_message
 from lib.clevertap import MAX_BATCH_SIZE, CleverTapClient, CleverTapError, profile_from_record
 from lib.errors import UserError
-from lib.lists import email_stats
+from lib.listkeys import write_keys
 from lib.store import Connection, ListRecord, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,8 @@ class PullWorker:
                         on_chunk=lambda rows: self._progress(record.id, rows))
             self._check_wanted(record.id)
             staged.replace(store.list_path(record.id))
-            stats = email_stats(store.list_path(record.id), "email")
+            stats = write_keys(store.list_path(record.id), "email", store.list_keys_path(record.id),
+                               data_dir=store.data_dir)
             store.update_list(record.id, state="ready", email_column="email", identity_column="identity",
                               object_id_column="objectId", msg_email_column="MSG-email", **stats.as_changes())
             store.mark_audience_pulled(audience.id)

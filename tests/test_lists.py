@@ -5,8 +5,6 @@ import io
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from lib import lists
@@ -29,14 +27,6 @@ def list_files(store: Store) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-def test_email_stats_follow_the_contract(tmp_path: Path) -> None:
-    path = tmp_path / "l.parquet"
-    emails = ["a@x.com", " A@X.com ", "b@x.com", "", None, "not-an-address", "c@x.com", "C@x.COM"]
-    pq.write_table(pa.table({"Email": pa.array(emails, pa.string())}), path)
-    stats = lists.email_stats(path, "Email")
-    assert stats == lists.EmailStats(rows=8, valid_emails=5, unique_emails=3, duplicates=2, missing_emails=2)
-
-
 def test_csv_list_is_created_with_stats_and_columns(store: Store) -> None:
     data = b"Identity,Email,MSG-email\n1,a@x.com,true\n2,A@x.com ,false\n3,,true\n4,broken@,true\n"
     record, notice = lists.add_csv_list(store, "sandbox", io.BytesIO(data), file_name="segment_export.csv",
@@ -48,7 +38,7 @@ def test_csv_list_is_created_with_stats_and_columns(store: Store) -> None:
         (4, 2, 1, 1, 1)
     frame = pd.read_parquet(store.list_path(record.id))
     assert frame["Email"].tolist() == ["a@x.com", "A@x.com ", "", "broken@"]  # originals untouched
-    assert list_files(store) == [f"{record.id}.parquet"]
+    assert list_files(store) == [f"{record.id}.keys.parquet", f"{record.id}.parquet"]
 
 
 @pytest.mark.parametrize("data", [b"Name\nAnn\n", b"", b"Email\n", b"\x89PNG\r\n" + bytes(20),

@@ -71,7 +71,7 @@ def test_pull_to_the_last_page_equals_the_count_of(runtime, connection) -> None:
     assert record.valid_emails + record.missing_emails <= record.rows
     assert record.duplicates == record.valid_emails - record.unique_emails > 0
     assert runtime.store.get_audience(record.audience_id).last_pulled_at
-    assert list_files(runtime) == [f"{record.id}.parquet"]
+    assert list_files(runtime) == [f"{record.id}.keys.parquet", f"{record.id}.parquet"]
 
 
 def test_profile_filters_narrow_the_pull(runtime, connection) -> None:
@@ -163,7 +163,7 @@ def test_a_pull_whose_worker_died_is_pulled_again_at_once(tmp_path, sandbox, no_
 
         record = rt.store.list_record(stuck.id)
         assert record.state == "ready" and record.rows == count_of(rt, audiences.AudienceQuery.from_audience(audience))
-        assert not leftover.exists() and list_files(rt) == [f"{stuck.id}.parquet"]
+        assert not leftover.exists() and list_files(rt) == [f"{stuck.id}.keys.parquet", f"{stuck.id}.parquet"]
     finally:
         rt.close()
 

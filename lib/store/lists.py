@@ -17,6 +17,10 @@ class ListsStore(Database):
     def list_path(self, list_id: int) -> Path:
         return self.data_dir / "lists" / f"{list_id}.parquet"
 
+    def list_keys_path(self, list_id: int) -> Path:
+        """Each row's normalised address and syntax check (lib.listkeys), in the list's row order."""
+        return self.data_dir / "lists" / f"{list_id}.keys.parquet"
+
     def job_dir(self, job_id: int) -> Path:
         return self.data_dir / "jobs" / str(job_id)
 
@@ -77,6 +81,7 @@ class ListsStore(Database):
         with self._tx() as con:
             con.execute("DELETE FROM lists WHERE id = ?", (list_id,))
         self.list_path(list_id).unlink(missing_ok=True)
+        self.list_keys_path(list_id).unlink(missing_ok=True)
         for job_id in job_ids:
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
 
