@@ -13,8 +13,8 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -46,6 +46,7 @@ class Download:
     file_name: str
     rows: int
     kind: str = RESULTS
+    on_start: Callable[[], None] | None = field(default=None, compare=False)  # records who fetched it
 
 
 _lock = threading.Lock()

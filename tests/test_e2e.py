@@ -12,16 +12,15 @@ import io
 import os
 import re
 import shutil
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Download, Page, expect
+from playwright.sync_api import expect
 
 from lib.columns import CLEAROUT_COLUMN_NAMES
-from tests.e2e_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, VIEWPORT, Walk, app_server
+from tests.e2e_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, VIEWPORT, Walk, app_server, download_from_link
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -222,26 +221,6 @@ def results(walk: Walk) -> None:
     assert table[0]["Clearout Verification Status"] == table[2]["Clearout Verification Status"] != ""
     walk.rendered()
     walk.check()
-
-
-def download_from_link(page: Page, name: str) -> Download:
-    """Click a download link as a person does: it opens a tab that the browser turns into a download
-    (the server streams the file: lib.download_links)."""
-    seen: list[Download] = []
-    tabs: list[Page] = []
-
-    def watch(tab: Page) -> None:
-        tabs.append(tab)
-        tab.on("download", lambda download: seen.append(download))
-    page.context.on("page", watch)
-    page.on("download", lambda download: seen.append(download))
-    page.get_by_role("link", name=name).click()
-    deadline = time.monotonic() + 30
-    while not seen:
-        assert time.monotonic() < deadline, f"no download started from {name!r}: tabs {[t.url for t in tabs]}"
-        page.wait_for_timeout(100)
-    seen[0].path()  # waits until the whole file arrived
-    return seen[0]
 
 
 def readme_screenshot(shot: Path) -> None:

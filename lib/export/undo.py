@@ -25,11 +25,13 @@ from typing import Any
 
 import pandas as pd
 
+from lib import actions
+from lib.access import OPERATOR, User, require
 from lib.clevertap import MAX_UPLOAD_BATCH, CleverTapClient, Profile
 from lib.export.payloads import resubscribe_data
 from lib.export.plan import METHOD_SUBSCRIBE, METHOD_UPLOAD, STAMP_PROPERTY
 from lib.export.profiles import read_profiles
-from lib.export.runs import RESUBSCRIBE_STATUS, ExportError, connection_of, finished_run, hand_over, default_actor
+from lib.export.runs import RESUBSCRIBE_STATUS, ExportError, connection_of, finished_run, hand_over
 from lib.store import ExportRun, Store
 
 UNDO_PREVIEW_MAX = 200      # an undo dry run checks the current state of up to this many profiles
@@ -137,12 +139,16 @@ def preview_undo(store: Store, run_id: int, client: CleverTapClient | None, *,
                        checked_all=client is not None and len(preview) == len(candidates))
 
 
-def start_undo(store: Store, run_id: int, *, actor: str, batch_size: int = MAX_UPLOAD_BATCH) -> ExportRun:
+def start_undo(store: Store, run_id: int, *, user: User, batch_size: int = MAX_UPLOAD_BATCH) -> ExportRun:
     """Record the undo of a run as a run (kind 'undo') and hand it to the worker.
 
     The candidates are read again from the store: what the dry run showed, unless another undo
     started meanwhile (then this one is refused).
+
+    Raises:
+        NotAllowed: `user` is not an operator.
     """
+    require(user, OPERATOR, "Undoing an export")
     run = undoable_run(store, run_id)
     candidates, counts = undo_candidates(store, run)
     if candidates.empty:
@@ -159,5 +165,8 @@ def start_undo(store: Store, run_id: int, *, actor: str, batch_size: int = MAX_U
         list_name=run.list_name, actions=["resubscribe"],
         policy={"undo_of": run.id, "undo_tag": run.tag, "check_before_write": True,
                 "subscribe_status": RESUBSCRIBE_STATUS, "stamp_property": run.policy.get("stamp_property")},
-        method=run.method, actor=actor or default_actor(), tag=run.tag + "-undo", counts={"undo": counts})
-    return hand_over(store, undo, [changes], batch_size)
+        method=run.method, actor=user.email, tag=run.tag + "-undo", counts={"undo": counts})
+    undo = hand_over(store, undo, [changes], batch_size)
+    actions.record(store, user, "undo_started", target=f"run {undo.id}: undo of run {run.id} ({run.list_name})",
+                   detail=f"up to {len(changes):,} profiles re-subscribed", mode=run.mode)
+    return undo

@@ -5,9 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from lib import connections as conn
+from lib.access import ADMIN
 from lib.clevertap import REGIONS
+from lib.errors import UserError
 from lib.runtime import Runtime
-from lib.ui import escape_md, flash, timestamp
+from lib.ui import current_user, escape_md, flash, timestamp
 
 state = st.session_state
 
@@ -16,13 +18,16 @@ def _save(rt: Runtime, account_id: str, passcode_key: str, region: str, name: st
           flash_key: str) -> None:
     try:
         connection = conn.check_and_save(rt, name=name, account_id=account_id, passcode=state.get(passcode_key, ""),
-                                         region=region, remember=state.get(remember_key, False))
+                                         region=region, remember=state.get(remember_key, False), user=current_user())
     except conn.ConnectError as exc:
         state[flash_key] = ("error", escape_md(exc.message))
         if exc.region and flash_key == "connect_flash":  # pre-select the region CleverTap named
             state["connect_region"], state["connect_dashboard_url"] = exc.region, ""
             state[flash_key] = ("error", f"{escape_md(exc.message)}. {exc.region} is selected now: press "
                                          "**Test and save**.")
+        return
+    except UserError as exc:
+        state[flash_key] = ("error", escape_md(exc.message))
         return
     state[passcode_key] = ""
     state[flash_key] = ("success", f"Connected {escape_md(connection.name)}: CleverTap accepted the credentials.")
@@ -39,6 +44,8 @@ def _save_new(rt: Runtime) -> None:
 
 
 def saved_projects(rt: Runtime, views: list[conn.ConnectionView]) -> None:
+    """The connected projects; an admin can re-enter a lost passcode and remove one."""
+    admin = current_user().can(ADMIN)
     if not views:
         st.info("No CleverTap project connected yet: fill in the form below and press **Test and save**.",
                 icon=":material/info:")
@@ -48,9 +55,11 @@ def saved_projects(rt: Runtime, views: list[conn.ConnectionView]) -> None:
             left, right = st.columns([5, 1])
             left.markdown(f"**{escape_md(c.name)}** · `{escape_md(c.account_id)}` · {conn.region_label(c.region)}")
             left.caption(f"Last successful check: {timestamp(c.last_checked_at)} · {view.secret_label}")
+            flash(f"connect_flash_{c.id}")
+            if not admin:
+                continue
             right.button("Remove", key=f"connect_remove_{c.id}", on_click=state.update,
                          args=({"connect_confirm_remove": c.id},))
-            flash(f"connect_flash_{c.id}")
             if view.secret == "needed":
                 left.text_input("Passcode", type="password", key=f"connect_repass_{c.id}")
                 left.checkbox("Remember in .env (mode 0600)", key=f"connect_reremember_{c.id}",
@@ -63,9 +72,13 @@ def saved_projects(rt: Runtime, views: list[conn.ConnectionView]) -> None:
                            "stay. The passcode is forgotten (also from .env).")
                 yes, no = st.columns(2)
                 if yes.button("Yes, remove", key=f"connect_remove_yes_{c.id}", type="primary"):
-                    conn.remove_connection(rt, c.id)
-                    state.pop("connect_confirm_remove")
-                    st.rerun()
+                    try:
+                        conn.remove_connection(rt, c.id, user=current_user())
+                    except UserError as exc:
+                        st.error(escape_md(exc.message))
+                    else:
+                        state.pop("connect_confirm_remove")
+                        st.rerun()
                 no.button("Cancel", key=f"connect_remove_no_{c.id}", on_click=state.pop,
                           args=("connect_confirm_remove",))
 
@@ -101,9 +114,9 @@ def new_project_form(rt: Runtime, expanded: bool) -> None:
 
 def _save_token(rt: Runtime) -> None:
     try:
-        credits = conn.save_clearout_token(rt, state.get("connect_token", ""),
+        credits = conn.save_clearout_token(rt, state.get("connect_token", ""), user=current_user(),
                                            remember=state.get("connect_token_remember", False))
-    except conn.ConnectError as exc:
+    except UserError as exc:
         state["connect_token_flash"] = ("error", escape_md(exc.message))
         return
     state["connect_token"] = ""
@@ -119,6 +132,8 @@ def clearout_section(rt: Runtime) -> None:
         st.info(f"{escape_md(clearout.message or '')} ({clearout.storage_label})", icon=":material/hourglass_top:")
     else:
         st.info("No Clearout API token yet: enter it below to verify lists.", icon=":material/info:")
+    if not current_user().can(ADMIN):
+        return
     title = "Replace the Clearout API token" if clearout.storage != "none" else "Enter the Clearout API token"
     with st.expander(title, expanded=clearout.storage == "none"):
         st.text_input("Clearout API token", type="password", key="connect_token",

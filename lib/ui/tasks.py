@@ -6,7 +6,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from lib.store import Task
-from lib.ui import runtime
+from lib.ui import escape_md, runtime
 
 POLL_S = 1.0
 
@@ -27,7 +27,7 @@ def task_answer(key: str, waiting_text: str, show: Callable[[Task], None]) -> No
         _wait(task.id, waiting_text)
         return
     if task.state == "failed":
-        st.error(task.error or "This failed: try again.")
+        st.error(escape_md(task.error or "This failed: try again."))
         return
     show(task)
 

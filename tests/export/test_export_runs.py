@@ -20,6 +20,7 @@ from lib.runtime import MissingSecretError
 from lib.store import DuplicateRun, Store
 from tests.export.support import (assert_state_matches_plan, client_for, connect, csv_list, make_verified_list,
                                   profile_of, pull)
+from tests.access_support import OPERATOR
 
 APPEND = ExportOptions(unsubscribe=True, append=True)
 
@@ -38,7 +39,7 @@ def planned(store: Store, record, options=ExportOptions(), guardrail_pct: float 
 
 
 def run_plan(store: Store, sb, plan, *, batch_size: int = 40, concurrency: int = 15, **kwargs):
-    run = runs.start_run(store, plan, connect(store, sb), actor="tester", batch_size=batch_size)
+    run = runs.start_run(store, plan, connect(store, sb), user=OPERATOR, batch_size=batch_size)
     with client_for(sb) as client:
         return RunApplier(store, run.id, client, concurrency=concurrency, **kwargs).apply()
 
@@ -69,7 +70,7 @@ def test_killed_mid_run_resumes_without_resending_finished_batches(make_sandbox,
     sb = make_sandbox()
     record = make_verified_list(store, pull(sb, 600), every(2, C.INVALID))
     plan = planned(store, record)
-    run = runs.start_run(store, plan, connect(store, sb), actor="tester", batch_size=20)
+    run = runs.start_run(store, plan, connect(store, sb), user=OPERATOR, batch_size=20)
     assert run.batches_total == 15
 
     seen: list[int] = []
@@ -99,7 +100,7 @@ def test_killed_mid_run_resumes_without_resending_finished_batches(make_sandbox,
 def test_worker_applies_runs_and_waits_for_a_missing_passcode(make_sandbox, store) -> None:
     sb = make_sandbox()
     record = make_verified_list(store, pull(sb, 60), every(2, C.INVALID))
-    run = runs.start_run(store, planned(store, record), connect(store, sb), actor="tester")
+    run = runs.start_run(store, planned(store, record), connect(store, sb), user=OPERATOR)
     passcode: list[str] = []
 
     def client_for_run(_run) -> CleverTapClient:
@@ -121,7 +122,7 @@ def test_worker_thread_stops_and_another_resumes(make_sandbox, store) -> None:
     sb = make_sandbox(latency_ms=20)
     record = make_verified_list(store, pull(sb, 300), every(1, C.INVALID))
     plan = planned(store, record)
-    run = runs.start_run(store, plan, connect(store, sb), actor="tester", batch_size=10)
+    run = runs.start_run(store, plan, connect(store, sb), user=OPERATOR, batch_size=10)
     recorded = threading.Event()
     client = client_for(sb)
     stop = threading.Event()
@@ -173,13 +174,14 @@ def test_guardrail_refuses_without_the_typed_confirmation(make_sandbox, store) -
     connection = connect(store, sb)
     for typed in ("", "yes", "UNSUBSCRIBE 1"):
         with pytest.raises(runs.GuardrailError):
-            runs.start_run(store, plan, connection, actor="t", confirmation=typed)
+            runs.start_run(store, plan, connection, user=OPERATOR, confirmation=typed)
     assert store.list_export_runs() == []
-    run = runs.start_run(store, plan, connection, actor="t",
+    run = runs.start_run(store, plan, connection, user=OPERATOR,
                            confirmation=f"UNSUBSCRIBE {plan.summary.to_unsubscribe}")
     assert run.state == "running"
     with pytest.raises(DuplicateRun, match="already applied"):
-        runs.start_run(store, plan, connection, actor="t", confirmation=f"UNSUBSCRIBE {plan.summary.to_unsubscribe}")
+        runs.start_run(store, plan, connection,
+                       user=OPERATOR, confirmation=f"UNSUBSCRIBE {plan.summary.to_unsubscribe}")
 
 
 def test_email_only_list_goes_through_the_subscribe_api(make_sandbox, store) -> None:
@@ -228,7 +230,7 @@ def test_unprocessed_records_are_listed_and_retried(make_sandbox, store) -> None
                 body = json.dumps({"d": records}).encode()
             return super().upload_encoded(body, count, **kwargs)
 
-    run = runs.start_run(store, plan, connect(store, sb), actor="tester", batch_size=25)
+    run = runs.start_run(store, plan, connect(store, sb), user=OPERATOR, batch_size=25)
     with DropsOneRecordOnce(sb.account_id, sb.passcode, sb.region, base_url=sb.clevertap_base_template) as client:
         run = RunApplier(store, run.id, client).apply()
     listed = views.run_changes(store, run.id, outcomes=["unprocessed"])
@@ -236,7 +238,7 @@ def test_unprocessed_records_are_listed_and_retried(make_sandbox, store) -> None
     assert set(listed["Value"]) == {"not an object id!", flaky}
     assert listed["Why"].str.contains("objectId is invalid").all()
 
-    retry = runs.start_retry(store, run.id, actor="tester")
+    retry = runs.start_retry(store, run.id, user=OPERATOR)
     assert retry.kind == "retry" and retry.parent_run_id == run.id and retry.tag == run.tag
     with client_for(sb) as client:
         retry = RunApplier(store, retry.id, client).apply()
@@ -282,7 +284,7 @@ def test_undo_restores_exactly_the_prior_state(make_sandbox, store) -> None:
     # Read as unsubscribed just before sending, or unsubscribed in the list already: never flipped.
     assert undo_plan.counts["were_unsubscribed_before"] == len(unknown) + len(before_false)
 
-    undo_run = undo.start_undo(store, run.id, actor="tester", batch_size=30)
+    undo_run = undo.start_undo(store, run.id, user=OPERATOR, batch_size=30)
     assert undo_run.kind == "undo" and undo_run.parent_run_id == run.id
     with client_for(sb) as client:
         undo_run = RunApplier(store, undo_run.id, client).apply()
@@ -318,7 +320,7 @@ def test_undo_of_an_email_only_run_resubscribes_addresses(make_sandbox, store) -
     before = dict(zip(rows["email"].str.strip().str.lower(), rows["MSG-email"]))
     expected = sum(1 for v in store.export_changes(run.id)["prior_msg_email"] if v == 1)
     assert undo_plan.will_resubscribe == expected > 0
-    undo_run = undo.start_undo(store, run.id, actor="tester")
+    undo_run = undo.start_undo(store, run.id, user=OPERATOR)
     with client_for(sb) as client:
         undo_run = RunApplier(store, undo_run.id, client).apply()
     assert undo_run.state == "done"
@@ -330,13 +332,13 @@ def test_failed_batch_fails_the_run_and_resume_sends_the_rest(make_sandbox, stor
     sb = make_sandbox()
     record = make_verified_list(store, pull(sb, 100), every(1, C.INVALID))
     plan = planned(store, record)
-    run = runs.start_run(store, plan, connect(store, sb), actor="tester", batch_size=25)
+    run = runs.start_run(store, plan, connect(store, sb), user=OPERATOR, batch_size=25)
     with CleverTapClient(sb.account_id, "wrong-passcode", sb.region, base_url=sb.clevertap_base_template) as bad:
         run = RunApplier(store, run.id, bad, concurrency=1).apply()
     assert run.state == "failed" and "passcode" in run.error
     assert "wrong-passcode" not in run.error
     assert store.audit_log(run_id=run.id)[0].outcome == "error"
-    runs.resume_run(store, run.id)
+    runs.resume_run(store, run.id, user=OPERATOR)
     with client_for(sb) as client:
         run = RunApplier(store, run.id, client).apply()
     assert run.state == "done" and store.export_outcome_counts(run.id) == {"ok": len(plan.read_changes())}
@@ -345,11 +347,11 @@ def test_failed_batch_fails_the_run_and_resume_sends_the_rest(make_sandbox, stor
 def test_stop_from_a_page_leaves_a_resumable_run(make_sandbox, store) -> None:
     sb = make_sandbox()
     record = make_verified_list(store, pull(sb, 100), every(1, C.INVALID))
-    run = runs.start_run(store, planned(store, record), connect(store, sb), actor="t", batch_size=10)
-    runs.stop_run(store, run.id)
+    run = runs.start_run(store, planned(store, record), connect(store, sb), user=OPERATOR, batch_size=10)
+    runs.stop_run(store, run.id, user=OPERATOR)
     with client_for(sb) as client:
         assert RunApplier(store, run.id, client).apply().state == "cancelled"
     assert sb.stats()["requests"].get("clevertap.upload", 0) <= 15
-    runs.resume_run(store, run.id)
+    runs.resume_run(store, run.id, user=OPERATOR)
     with client_for(sb) as client:
         assert RunApplier(store, run.id, client).apply().state == "done"
