@@ -40,7 +40,7 @@ def plan_link(plan: ExportPlan, connection: Connection) -> str:
     token = links.get(plan.tag)
     if token is None or download_links.take(token) is None:
         token = download_links.offer(download_links.Download(
-            data_dir=runtime().store.data_dir, merged=plan.changes_file or Path(), selection=Selection(),
+            data_dir=runtime().store.data_dir, merged=Path(), parts=plan.changes_files, selection=Selection(),
             file_format=download_links.CSV, flavour=SPREADSHEET, file_name=f"export-plan-{plan.tag}.csv",
             rows=plan.summary.changes, kind=download_links.PLAN,
             on_start=recorder("download_export_plan", f"dry run {plan.tag}: {plan.list_name} → {connection.name}",
@@ -183,7 +183,7 @@ def dry_run_panel(plan: ExportPlan, connection: Connection) -> None:
         st.markdown("**Unsubscribes by reason**")
         st.dataframe(views.reason_counts(plan), key="export_reasons", hide_index=True, width="stretch",
                      column_config=counts("Profiles"))
-    if s.changes and plan.changes_file is not None:
+    if s.changes and plan.changes_files:
         st.link_button(f"Download the {s.changes:,} profiles that will change (CSV for a spreadsheet)",
                        plan_link(plan, connection), icon=":material/download:")
     with st.expander("Payload sample: the first records exactly as sent"):
