@@ -26,6 +26,7 @@ import requests
 
 from bench._harness import emit, peak_rss_mb, timer
 from lib import columns as co
+from lib.access import local_user
 from lib.clevertap import CleverTapClient
 from lib.export.applier import RunApplier
 from lib.export.payloads import upload_body
@@ -111,7 +112,7 @@ def main(argv: list[str]) -> int | None:
                                   identity_column="identity", object_id_column="objectId",
                                   msg_email_column="MSG-email", options=ExportOptions(), guardrail_pct=100.0)
             with timer() as recording:
-                run = start_run(store, plan, connection, actor="bench")
+                run = start_run(store, plan, connection, user=local_user())
             del merged
             emit(BENCH, "plan_seconds", planning[0], "s")
             emit(BENCH, "plan_record_seconds", recording[0], "s")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bench._harness import emit, peak_rss_mb, timer
 from lib import audiences, connections
+from lib.access import local_user
 from lib.pulls import PullWorker, count_audience
 from lib.runtime import start_runtime
 from lib.settings import load_settings
@@ -58,18 +59,19 @@ def main(argv: list[str]) -> int:
                 "CLEAROUT_API_BASE": info["clearout_base"]})
             runtime = start_runtime(settings, role="worker")
             connection = connections.check_and_save(runtime, name="Bench", account_id=info["account_id"],
-                                                    passcode=info["passcode"], region=info["region"])
+                                                    passcode=info["passcode"], region=info["region"],
+                                                    user=local_user())
             today = date.today()
             query = audiences.build_query(connection.id, ALL_USERS, today - timedelta(days=90), today)
             client = runtime.clients.clevertap(connection)
             with timer() as counting:
                 expected = count_audience(client, query)
-            audience = audiences.save_audience(runtime.store, query, "Everyone")
+            audience = audiences.save_audience(runtime.store, query, "Everyone", user=local_user())
             worker = PullWorker(runtime.store, runtime.clients.clevertap, mode=runtime.mode, owner="bench")
             cpu_before, sandbox_before = time.process_time(), _cpu_seconds(sandbox.pid)
             with timer() as pulling:
                 record = audiences.start_pull(runtime.store, runtime.mode, audience, "Everyone",
-                                              expected_rows=expected)
+                                              expected_rows=expected, user=local_user())
                 worker.run_once()  # the worker process's round: the whole pull
             own_cpu = time.process_time() - cpu_before
             sandbox_cpu = _cpu_seconds(sandbox.pid) - sandbox_before

@@ -11,6 +11,8 @@ from datetime import date, datetime, timedelta, UTC
 from typing import Any
 from collections.abc import Iterable
 
+from lib import actions
+from lib.access import OPERATOR, User, require
 from lib.clevertap import CleverTapError
 from lib.errors import UserError
 from lib.lists import clean_name, unique_name
@@ -122,18 +124,26 @@ def error_message(exc: CleverTapError) -> str:
     return exc.message
 
 
-def save_audience(store: Store, query: AudienceQuery, name: str) -> Audience:
+def save_audience(store: Store, query: AudienceQuery, name: str, *, user: User) -> Audience:
+    require(user, OPERATOR, "Saving an audience")
     return store.save_audience(name=clean_name(name), connection_id=query.connection_id,
                                event_name=query.event_name, from_date=query.from_date.isoformat(),
                                to_date=query.to_date.isoformat(), filters=query.profile_fields())
 
 
 # ---- requests to the worker process --------------------------------------------------------------
-def request_count(store: Store, mode: str, query: AudienceQuery, *, requested_by: str = "") -> Task:
-    """Ask the worker to count the profiles a query matches (the same open question is asked once)."""
+def request_count(store: Store, mode: str, query: AudienceQuery, *, user: User) -> Task:
+    """Ask the worker to count the profiles a query matches (the same open question is asked once).
+
+    Raises:
+        NotAllowed: `user` is not an operator (counting is the first step of adding a list).
+    """
+    require(user, OPERATOR, "Counting an audience")
     args = query.to_json()
     key = f"{COUNT_TASK}:{mode}:{sorted(args.items())!r}"
-    return store.request_task(kind=COUNT_TASK, mode=mode, args=args, requested_by=requested_by, dedupe_key=key)
+    task = store.request_task(kind=COUNT_TASK, mode=mode, args=args, requested_by=user.email, dedupe_key=key)
+    actions.record(store, user, "audience_counted", target=query.describe(), mode=mode)
+    return task
 
 
 def count_of(task: Task) -> int | None:
@@ -142,31 +152,37 @@ def count_of(task: Task) -> int | None:
     return int(result["count"]) if task.state == "done" and result is not None else None
 
 
-def start_pull(store: Store, mode: str, audience: Audience, list_name: str, *,
+def start_pull(store: Store, mode: str, audience: Audience, list_name: str, *, user: User,
                expected_rows: int | None = None, replacing: int | None = None) -> ListRecord:
     """Create the list ('pulling'): the worker process pulls the saved audience into it. Its name is made
     unique among the lists of the mode (`lib.lists.unique_name`; `replacing` is a list about to go).
 
     Raises:
+        NotAllowed: `user` is not an operator.
         PullError: the audience's connection was removed.
         ListError: the name is not usable.
     """
+    require(user, OPERATOR, "Pulling an audience into a list")
     connection = store.get_connection(audience.connection_id)
     if connection is None:
         raise PullError("That CleverTap connection was removed: connect it again first.")
     query = AudienceQuery.from_audience(audience)
     name = unique_name(store, mode, clean_name(list_name), exclude=replacing)
-    return store.create_list(name=name, mode=mode, source_kind="audience",
-                             source=f"{connection.name} · {query.describe()}", audience_id=audience.id,
-                             connection_id=connection.id, expected_rows=expected_rows)
+    record = store.create_list(name=name, mode=mode, source_kind="audience",
+                               source=f"{connection.name} · {query.describe()}", audience_id=audience.id,
+                               connection_id=connection.id, expected_rows=expected_rows)
+    actions.record(store, user, "pull_started", target=f"list {record.id}: {record.name}",
+                   detail=record.source, mode=mode)
+    return record
 
 
-def pull_again(store: Store, mode: str, failed: ListRecord) -> ListRecord:
+def pull_again(store: Store, mode: str, failed: ListRecord, *, user: User) -> ListRecord:
     """Re-pull a failed list's saved audience into a new list, which replaces the failed one."""
+    require(user, OPERATOR, "Pulling an audience again")
     audience = store.get_audience(failed.audience_id) if failed.audience_id else None
     if audience is None:
         raise PullError("This list's saved audience is gone (its connection was removed): connect the "
                         "project again and define the audience anew.")
-    record = start_pull(store, mode, audience, failed.name, replacing=failed.id)
+    record = start_pull(store, mode, audience, failed.name, user=user, replacing=failed.id)
     store.delete_list(failed.id)
     return record

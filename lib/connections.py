@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lib import actions
+from lib.access import ADMIN, User, require
 from lib.clearout import ClearoutError, Credits
 from lib.clevertap import REGIONS, CleverTapError, CleverTapWrongRegionError, region_from_dashboard_url
 from lib.errors import UserError
@@ -142,16 +144,18 @@ def connection_views(runtime: Runtime) -> list[ConnectionView]:
 
 
 def check_and_save(runtime: Runtime, *, name: str, account_id: str, passcode: str, region: str,
-                  remember: bool = False) -> Connection:
+                   user: User, remember: bool = False) -> Connection:
     """Check the credentials against CleverTap, then save the connection and keep the passcode.
 
     An empty passcode means the one this process already holds for the project (from settings,
     or entered before). Nothing is saved when the check fails.
 
     Raises:
+        NotAllowed: `user` is not an admin (a passcode is the key to the CRM).
         ConnectError: missing field, rejected credentials (wrong region: `region` says the right
             one), CleverTap unreachable, or the name is taken.
     """
+    require(user, ADMIN, "Connecting a CleverTap project")
     name, account_id, typed = " ".join(name.split()), account_id.strip(), passcode.strip()
     if not account_id:
         raise ConnectError("Enter the Project ID (CleverTap dashboard → Settings → Project).")
@@ -189,12 +193,21 @@ def check_and_save(runtime: Runtime, *, name: str, account_id: str, passcode: st
         raise ConnectError(exc.message) from None
     if not keep:
         runtime.vault.set_passcode(account_id, passcode, remember=remember)
+    kept = ("passcode remembered in .env" if stored == "env" else
+            "passcode already held by the app" if keep else "passcode kept in memory")
+    actions.record(runtime.store, user, "connect", target=f"{connection.name} ({account_id}, {region})",
+                   detail=kept, mode=runtime.mode)
     return connection
 
 
-def remove_connection(runtime: Runtime, connection_id: int) -> None:
+def remove_connection(runtime: Runtime, connection_id: int, *, user: User) -> None:
     """Remove a connection and its saved audiences; lists pulled from it stay. Its passcode is
-    forgotten (and removed from .env) unless another connection uses the same project."""
+    forgotten (and removed from .env) unless another connection uses the same project.
+
+    Raises:
+        NotAllowed: `user` is not an admin.
+    """
+    require(user, ADMIN, "Removing a connection")
     connection = runtime.store.get_connection(connection_id)
     if connection is None:
         return
@@ -203,6 +216,8 @@ def remove_connection(runtime: Runtime, connection_id: int) -> None:
                      for mode in ("sandbox", "live") for c in runtime.store.list_connections(mode))
     if not still_used:
         runtime.vault.forget_passcode(connection.account_id)
+    actions.record(runtime.store, user, "connection_removed",
+                   target=f"{connection.name} ({connection.account_id}, {connection.region})", mode=connection.mode)
 
 
 # ---- Clearout ------------------------------------------------------------------------------------
@@ -222,15 +237,17 @@ def clearout_view(runtime: Runtime) -> ClearoutView:
     return ClearoutView(storage, balance.available, balance.message, origin)
 
 
-def save_clearout_token(runtime: Runtime, token: str, *, remember: bool = False) -> Credits:
+def save_clearout_token(runtime: Runtime, token: str, *, user: User, remember: bool = False) -> Credits:
     """Check a Clearout token by reading its balance, then keep it. Nothing changes on failure.
 
     The check is made from the page's process, like the CleverTap one: the token just typed must not
     pass through the store.
 
     Raises:
+        NotAllowed: `user` is not an admin.
         ConnectError: empty or rejected token, or Clearout unreachable (Clearout's message).
     """
+    require(user, ADMIN, "Saving the Clearout token")
     token = token.strip()
     if not token:
         raise ConnectError("Enter the Clearout API token (app.clearout.io → Developer → API token).")
@@ -239,6 +256,9 @@ def save_clearout_token(runtime: Runtime, token: str, *, remember: bool = False)
             credits = client.get_credits()
     except (ClearoutError, GateClosed) as exc:  # GateClosed: the page does not wait on a rate limit
         raise ConnectError(exc.message) from None
-    runtime.vault.set_clearout_token(token, remember=remember and can_remember(runtime))
+    remember = remember and can_remember(runtime)
+    runtime.vault.set_clearout_token(token, remember=remember)
     runtime.store.record_balance(runtime.mode, available=credits.available, error=None)
+    actions.record(runtime.store, user, "token_saved", target="Clearout API token",
+                   detail="remembered in .env" if remember else "kept in memory", mode=runtime.mode)
     return credits

@@ -13,8 +13,8 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -39,13 +39,15 @@ class Download:
     """One file a page offered: the rows of a merged file (RESULTS, filtered by `selection`), or the
     changes of an export plan (PLAN); in what form, under what name."""
     data_dir: Path
-    merged: Path  # the merged file (RESULTS) or the plan's changes file (PLAN)
+    merged: Path  # the merged file (RESULTS)
     selection: Selection
     file_format: str  # CSV or XLSX
     flavour: str  # lib.downloads.SPREADSHEET or EXACT (CSV only)
     file_name: str
     rows: int
     kind: str = RESULTS
+    parts: tuple[Path, ...] = ()  # PLAN: the plan's change files, read in this order
+    on_start: Callable[[], None] | None = field(default=None, compare=False)  # records who fetched it
 
 
 _lock = threading.Lock()
@@ -81,8 +83,9 @@ def body(download: Download) -> Iterator[bytes]:
         lib.downloads.TooManyRowsForExcel: an XLSX of more rows than a sheet holds (pages refuse it first).
     """
     if download.kind == PLAN:
-        changes = pq.ParquetFile(download.merged).iter_batches(batch_size=100_000)
-        yield from changes_csv_chunks((batch.to_pandas() for batch in changes), download.flavour)
+        changes = (batch.to_pandas() for path in download.parts
+                   for batch in pq.ParquetFile(path).iter_batches(batch_size=100_000))
+        yield from changes_csv_chunks(changes, download.flavour)
         return
     schema = resultset.schema(download.merged)
     rows = resultset.batches(download.data_dir, download.merged, download.selection)

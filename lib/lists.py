@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import pandas as pd
 import pyarrow.parquet as pq
 
+from lib import actions
+from lib.access import ADMIN, OPERATOR, User, require
 from lib.errors import UserError
 from lib.csv_import import convert_csv
 from lib.listkeys import write_keys
@@ -61,13 +63,15 @@ def default_name(file_name: str) -> str:
 
 
 def add_csv_list(store: Store, mode: str, source: BinaryIO | Path, *, file_name: str, max_bytes: int,
-                 name: str | None = None) -> tuple[ListRecord, str | None]:
+                 user: User, name: str | None = None) -> tuple[ListRecord, str | None]:
     """Import a CSV file as a ready list; returns it and a notice for the user (or None).
 
     Raises:
+        NotAllowed: `user` is not an operator.
         CsvImportError: the file was rejected; no list row and no file are left behind.
         ListError: the name is not usable.
     """
+    require(user, OPERATOR, "Adding a list")
     wanted = clean_name(name) if name is not None else default_name(file_name)
     list_name = unique_name(store, mode, wanted)
     staged = staging_path(store)
@@ -88,6 +92,8 @@ def add_csv_list(store: Store, mode: str, source: BinaryIO | Path, *, file_name:
             raise
     finally:
         staged.unlink(missing_ok=True)
+    actions.record(store, user, "list_added", target=f"list {record.id}: {record.name}",
+                   detail=f"CSV {file_name}, {record.rows:,} rows", mode=mode)
     renamed = (f"A list named {wanted} exists already: this one is called {list_name}. Rename either "
                "under My lists." if list_name != wanted else None)
     return record, " ".join(n for n in (conversion.notice, renamed) if n) or None
@@ -105,23 +111,37 @@ def preview(store: Store, record: ListRecord, limit: int = PREVIEW_ROWS) -> pd.D
     return first.to_pandas()
 
 
-def rename_list(store: Store, list_id: int, name: str) -> ListRecord:
-    """Rename a list; a name another list of its mode has is refused."""
-    record = store.get_list(list_id)
-    if record is None:
+def rename_list(store: Store, list_id: int, name: str, *, user: User) -> ListRecord:
+    """Raises NotAllowed unless `user` is an operator; ListError for an unusable name, a name another list
+    of its mode has, or a gone list."""
+    require(user, OPERATOR, "Renaming a list")
+    old = store.get_list(list_id)
+    if old is None:
         raise ListError("That list no longer exists.")
     wanted = clean_name(name)
-    if unique_name(store, record.mode, wanted, exclude=list_id) != wanted:
+    if unique_name(store, old.mode, wanted, exclude=list_id) != wanted:
         raise ListError(f"A list named {wanted} exists already: choose another name.")
     try:
-        return store.update_list(list_id, name=wanted)
+        record = store.update_list(list_id, name=wanted)
     except StoreError:
         raise ListError("That list no longer exists.") from None
+    actions.record(store, user, "list_renamed", target=f"list {list_id}: {record.name}",
+                   detail=f"was {old.name}" if old else "", mode=record.mode)
+    return record
 
 
-def delete_list(store: Store, list_id: int) -> None:
-    """Delete a list with its file and verification jobs (a running pull stops at its next chunk)."""
+def delete_list(store: Store, list_id: int, *, user: User) -> None:
+    """Delete a list with its file and verification jobs (a running pull stops at its next chunk).
+
+    Raises:
+        NotAllowed: `user` is not an admin (deleting cannot be undone).
+    """
+    require(user, ADMIN, "Deleting a list")
+    record = store.get_list(list_id)
     store.delete_list(list_id)
+    if record is not None:
+        actions.record(store, user, "list_deleted", target=f"list {list_id}: {record.name}",
+                       detail=f"{record.rows:,} rows", mode=record.mode)
 
 
 def progress(record: ListRecord) -> float | None:

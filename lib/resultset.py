@@ -85,7 +85,7 @@ def materialise(store: Store, record: ListRecord, job: VerificationJob) -> Path:
            f"LEFT JOIN {engine.parquet(verdicts)} v ON v.email = k.key ORDER BY k.row) "
            f"SELECT {own_select + ', ' if own_select else ''}per_row.* EXCLUDE (row) "
            f"FROM {engine.parquet(rows)} l POSITIONAL JOIN per_row) "
-           f"TO '{engine.literal(partial)}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
+           f"TO '{engine.literal(partial)}' (FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
     with engine.connect(store.data_dir) as con:
         con.execute(sql)
     os.replace(partial, target)

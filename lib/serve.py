@@ -6,6 +6,9 @@ app.py plus the download route, with the given options). A worker that dies is s
 (after a pause that grows while it keeps dying); so
 is the sandbox, on the same port. When Streamlit ends, or on Ctrl-C / SIGTERM, everything stops.
 Each child is asked by the kernel to stop if this process is killed outright (PR_SET_PDEATHSIG).
+
+Before anything starts: on an address beyond this machine without sign-in, it refuses (lib.serving).
+Streamlit's own upload cap follows UPLOAD_MAX_MB, so a file over it is refused before it is buffered.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from collections.abc import Callable, Sequence
 
 from lib.errors import UserError
 from lib.logs import configure_logging
+from lib.serving import decide_for_command, streamlit_options
 from lib.settings import Settings, load_settings
 
 log = logging.getLogger("lib.serve")
@@ -119,9 +123,21 @@ def children(settings: Settings, streamlit_args: Sequence[str], environ: dict[st
             restart=True,
             after_start=_wait_for_sandbox, stdout=subprocess.PIPE))
     found.append(Child("worker", [python, "-m", "lib.worker"], env, restart=True))
-    found.append(Child("streamlit", [python, "-m", "streamlit", "run", *streamlit_args, "asgi.py"], env,
-                       restart=False))
+    found.append(Child("streamlit", [python, "-m", "streamlit", "run", *streamlit_options_for(settings, streamlit_args),
+                                     "asgi.py"], env, restart=False))
     return found
+
+
+def streamlit_options_for(settings: Settings, given: Sequence[str]) -> list[str]:
+    """The options Streamlit gets: the given ones, and the upload cap of UPLOAD_MAX_MB unless given.
+
+    Streamlit refuses an upload over server.maxUploadSize by its Content-Length, and while it streams,
+    before buffering it; the app's own check (lib.csv_import) stays for `streamlit run` without us.
+    """
+    options = list(given)
+    if not streamlit_options(options, "server.maxUploadSize"):
+        options += ["--server.maxUploadSize", str(max(1, settings.upload_max_mb))]
+    return options
 
 
 def supervise(started: list[Child], stop: threading.Event) -> int:
@@ -157,6 +173,12 @@ def main(argv: list[str]) -> int:
     except UserError as exc:
         log.error("%s", exc.message)
         return 2
+    decision = decide_for_command(argv, allow_unauthenticated=settings.allow_unauthenticated_network, cwd=ROOT)
+    if decision.serving == "refuse":
+        log.error("%s", decision.message)
+        return 2
+    if decision.serving == "open":
+        log.warning("%s", decision.message)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

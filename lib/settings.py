@@ -14,6 +14,9 @@ from lib.errors import UserError
 Mode = Literal["sandbox", "live"]
 SECRET_FIELDS = ("clevertap_passcode", "clearout_api_token")
 DEFAULT_ENV_FILE = Path(".env")
+ROLE_NAMES = ("viewer", "operator", "admin")  # lowest first; lib.access gives them meaning
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
 
 
 class SettingsError(UserError):
@@ -44,6 +47,12 @@ class Settings:
     sandbox_rpm: int = 600  # Clearout requests per minute the sandbox allows per token
     sandbox_url: str | None = None  # a running sandbox (the run script starts one for both processes)
     sandbox_port: int = 0  # the port the run script starts the sandbox on (0: any free one)
+    # Sign-in roles: lower-cased e-mail addresses and "@domain" entries (lib.access reads them).
+    auth_admins: tuple[str, ...] = ()
+    auth_operators: tuple[str, ...] = ()
+    auth_viewers: tuple[str, ...] = ()
+    auth_default_role: str | None = None  # the role of a signed-in person on no list; None: no access
+    allow_unauthenticated_network: bool = False  # serve beyond loopback without sign-in (loudly labelled)
     # Every `<NAME>=value` of the .env and environment, for remembered per-project passcodes
     # (CLEVERTAP_PASSCODE_<ACCOUNT>); never rendered.
     extra_secrets: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -99,6 +108,37 @@ def _number(values: Mapping[str, str], name: str, default: float, cast: type[int
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _flag(values: Mapping[str, str], name: str) -> bool:
+    raw = (_text(values, name) or "").lower()
+    if raw in _TRUE or raw in _FALSE:
+        return raw in _TRUE
+    raise SettingsError(f"{name} must be 1 or 0, got {raw!r}")
+
+
+def _people(values: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of e-mail addresses and @domain entries, lower-cased."""
+    entries = []
+    for entry in (_text(values, name) or "").replace(";", ",").split(","):
+        entry = entry.strip().lower()
+        if not entry:
+            continue
+        local, at, domain = entry.rpartition("@")
+        if not at or not domain or "." not in domain or " " in entry or "@" in local:
+            raise SettingsError(f"{name} takes e-mail addresses and @domain entries separated by commas "
+                                f"(e.g. ana@example.com, @example.com), got {entry!r}")
+        entries.append(entry)
+    return tuple(entries)
+
+
+def _role(values: Mapping[str, str], name: str) -> str | None:
+    raw = (_text(values, name) or "").lower()
+    if raw in ("", "none"):
+        return None
+    if raw not in ROLE_NAMES:
+        raise SettingsError(f"{name} must be one of {', '.join(ROLE_NAMES)} or none, got {raw!r}")
+    return raw
+
+
 def load_settings(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read settings; `env_file` defaults to ENV_FILE or ./.env, `environ` to os.environ."""
     environ = os.environ if environ is None else environ
@@ -138,6 +178,11 @@ def load_settings(env_file: Path | str | None = None, environ: Mapping[str, str]
         sandbox_rpm=int(_number(values, "SANDBOX_RPM", 600)),
         sandbox_url=_text(values, "SANDBOX_URL"),
         sandbox_port=int(_number(values, "SANDBOX_PORT", 0)),
+        auth_admins=_people(values, "AUTH_ADMINS"),
+        auth_operators=_people(values, "AUTH_OPERATORS"),
+        auth_viewers=_people(values, "AUTH_VIEWERS"),
+        auth_default_role=_role(values, "AUTH_DEFAULT_ROLE"),
+        allow_unauthenticated_network=_flag(values, "ALLOW_UNAUTHENTICATED_NETWORK"),
         extra_secrets=remembered,
         from_environment=frozenset(k for k, v in environ.items() if v and v.strip()),
     )

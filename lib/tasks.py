@@ -5,6 +5,8 @@ is that task: two people pressing one button wait for one answer.
 """
 from __future__ import annotations
 
+from lib import actions
+from lib.access import OPERATOR, User, require
 from lib.export.undo import UndoPreview
 from lib.store import Store, Task
 
@@ -12,10 +14,17 @@ UNDO_PREVIEW_TASK = "undo_preview"
 READ_BACK_TASK = "read_back"
 
 
-def request_undo_preview(store: Store, mode: str, run_id: int, *, requested_by: str = "") -> Task:
-    """Ask the worker for the dry run of undoing a run (it reads the profiles' current state)."""
-    return store.request_task(kind=UNDO_PREVIEW_TASK, mode=mode, args={"run_id": run_id}, requested_by=requested_by,
+def request_undo_preview(store: Store, mode: str, run_id: int, *, user: User) -> Task:
+    """Ask the worker for the dry run of undoing a run (it reads the profiles' current state).
+
+    Raises:
+        NotAllowed: `user` is not an operator (the one who may undo).
+    """
+    require(user, OPERATOR, "An undo dry run")
+    task = store.request_task(kind=UNDO_PREVIEW_TASK, mode=mode, args={"run_id": run_id}, requested_by=user.email,
                               dedupe_key=f"{UNDO_PREVIEW_TASK}:{run_id}")
+    actions.record(store, user, "undo_previewed", target=f"run {run_id}", mode=mode)
+    return task
 
 
 def undo_preview_of(task: Task) -> UndoPreview | None:
@@ -23,7 +32,14 @@ def undo_preview_of(task: Task) -> UndoPreview | None:
     return UndoPreview.from_json(result) if task.state == "done" and result is not None else None
 
 
-def request_read_back(store: Store, mode: str, run_id: int, *, requested_by: str = "") -> Task:
-    """Ask the worker to read a finished run's sample back from CleverTap now."""
-    return store.request_task(kind=READ_BACK_TASK, mode=mode, args={"run_id": run_id}, requested_by=requested_by,
+def request_read_back(store: Store, mode: str, run_id: int, *, user: User) -> Task:
+    """Ask the worker to read a finished run's sample back from CleverTap now.
+
+    Raises:
+        NotAllowed: `user` is not an operator (it calls CleverTap with the team's passcode).
+    """
+    require(user, OPERATOR, "A read-back check")
+    task = store.request_task(kind=READ_BACK_TASK, mode=mode, args={"run_id": run_id}, requested_by=user.email,
                               dedupe_key=f"{READ_BACK_TASK}:{run_id}")
+    actions.record(store, user, "read_back", target=f"run {run_id}", mode=mode)
+    return task

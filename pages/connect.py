@@ -10,6 +10,7 @@ rt = ui.page_header("Connect", "Connect CleverTap projects (Project ID, passcode
 st.subheader("CleverTap projects")
 views = conn.connection_views(rt)
 widgets.saved_projects(rt, views)
-widgets.new_project_form(rt, expanded=not views)
+if ui.allowed("admin", "Connecting projects and entering passcodes"):
+    widgets.new_project_form(rt, expanded=not views)
 st.subheader("Clearout")
 widgets.clearout_section(rt)

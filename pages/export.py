@@ -2,7 +2,6 @@
 import streamlit as st
 
 from lib import ui
-from lib.errors import UserError
 from lib.export import runs, views
 from lib.export.planfile import verified_lists
 from lib.ui import exports as widgets
@@ -29,24 +28,9 @@ connection_id = right.selectbox("CleverTap project", list(connections), key="exp
                                                       f"{connections[i].region})")
 record, connection = lists[list_id], connections[connection_id]
 if waiting := views.waiting_for_passcode(rt.clients, connection):
-    st.warning(waiting, icon=":material/key:")
-options = widgets.choices(email_only=not (record.identity_column or record.object_id_column))
-actor = st.text_input("Your name (kept in History with the run)", value=runs.default_actor(), key="export_actor")
-job = rt.store.latest_done_job(list_id)
-choices = (list_id, job.id if job else 0, options, rt.settings.export_guardrail_pct)
-if st.button("Dry run", key="export_dry_run", type="primary"):
-    st.session_state["export_nonce"] = st.session_state.get("export_nonce", 0) + 1
-    st.session_state["export_planned"] = choices
-planned = st.session_state.get("export_planned")
-if planned is not None and planned != choices:
-    st.info("Your choices changed since the dry run: run it again to see the exact plan.", icon=":material/refresh:")
-elif planned is not None:
-    try:
-        plan = widgets.dry_run(str(rt.settings.data_dir), *choices, st.session_state["export_nonce"])
-    except UserError as exc:
-        st.error(exc.message)
-        st.stop()
-    widgets.dry_run_panel(plan, connection, actor)
+    st.warning(ui.escape_md(waiting), icon=":material/key:")
+if ui.allowed("operator", "Exporting to CleverTap"):
+    widgets.dry_run_section(rt, record, connection)
 
 st.subheader("Progress")
 shown = runs.latest_run(rt.store, rt.mode)
@@ -58,7 +42,7 @@ def run_panel() -> None:
     if run is None:
         st.caption("Nothing sent yet: make a dry run above, check it, then apply.")
         return
-    widgets.run_panel(run.id, "export", actor)
+    widgets.run_panel(run.id, "export")
     ui.link("pages/history.py", "See every run, its changes and undo on History")
     if shown is None or run.state != shown.state:
         st.rerun()  # the run started or ended: refresh the page (and stop or start polling)

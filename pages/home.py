@@ -24,7 +24,7 @@ with side:
     balance = ui.clearout_balance()
     st.metric("Clearout credits", ui.balance_text(balance))
     if balance.message:
-        st.caption(balance.message)
+        st.caption(ui.escape_md(balance.message))
 
 st.subheader("Verifications in progress")
 
@@ -32,7 +32,7 @@ st.subheader("Verifications in progress")
 @st.fragment(run_every=2)
 def in_flight() -> None:
     if waiting := views.waiting_reason(rt.store, rt.mode, has_token=rt.clients.has_clearout_token()):
-        st.warning(waiting, icon=":material/key:")
+        st.warning(ui.escape_md(waiting), icon=":material/key:")
     items = views.job_views(rt.store, rt.mode, unfinished_only=True)
     rerun_when_jobs_finish(items, "home_in_flight")
     if items:

@@ -28,7 +28,7 @@ key = results.cache_key(rt.store, item)
 try:
     summary = widgets.verified_summary(*key)
 except UserError as exc:
-    st.error(exc.message)
+    ui.error(exc)
     st.stop()
 
 if summary.figures.not_in_result:

@@ -11,7 +11,7 @@ from lib.verification.start import start_verification, unfinished_job
 rt = ui.page_header("Verify", "Verify a list with Clearout: see the cost first, then follow the job "
                               "(Clearout verifies three lists at a time; more wait in line).")
 if waiting := views.waiting_reason(rt.store, rt.mode, has_token=rt.clients.has_clearout_token()):
-    st.warning(waiting, icon=":material/key:")
+    st.warning(ui.escape_md(waiting), icon=":material/key:")
     ui.link("pages/connect.py", "Go to Connect")
 
 lists = {record.id: record for record in rt.store.list_lists(rt.mode, states=("ready",))}
@@ -32,21 +32,22 @@ else:
     try:
         plan = current_cost(list_id, record.updated_at)
     except UserError as exc:
-        st.error(exc.message)
+        ui.error(exc)
         st.stop()
     balance, reserved = ui.clearout_balance(), rt.store.reserved_credits(rt.mode)
     st.subheader("What this run costs")
     ui.metric_row(views.cost_metrics(plan, balance, reserved, rt.settings.verify_cache_days))
     ready = views.start_readiness(plan, balance, reserved, list_name=record.name,
-                                  running=unfinished_job(rt.store, list_id), verified_before=last is not None)
+                                  running=unfinished_job(rt.store, list_id), verified_before=last is not None,
+                                  part_rows=rt.settings.verify_part_rows)
     ui.say(ready.tone, ready.message)
-    if st.button(ready.label, key="verify_start", type="primary" if ready.primary else "secondary",
-                 disabled=ready.disabled):
+    if ui.allowed("operator", "Verifying (it spends Clearout credits)") and st.button(
+            ready.label, key="verify_start", type="primary" if ready.primary else "secondary", disabled=ready.disabled):
         try:
             start_verification(rt.store, plan, available_credits=balance.available, mode=rt.mode,
-                               requested_by=ui.current_user())
+                               user=ui.current_user())
         except UserError as exc:
-            st.error(exc.message)
+            ui.error(exc)
         else:
             cost.clear()
             started = f"Started: {ui.escape_md(record.name)} is queued. Follow it below."

@@ -2,6 +2,7 @@
 without waiting."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Iterator
@@ -14,6 +15,10 @@ if TYPE_CHECKING:
     from lib.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
+# AppTest runs the app in this process: without sign-in it serves one local user only on a loopback
+# address (lib.serving), which .streamlit/config.toml says when pytest runs from the repository root.
+# Said here too, before Streamlit reads its config, so that the page tests do not depend on the cwd.
+os.environ.setdefault("STREAMLIT_SERVER_ADDRESS", "127.0.0.1")
 
 
 @pytest.fixture(scope="session")

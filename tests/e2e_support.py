@@ -14,6 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Download, Page
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -24,7 +28,7 @@ ARTIFACTS = ROOT / "artifacts" / "e2e"
 VIEWPORT = {"width": 1280, "height": 800}
 # Settings the app reads; none may leak in from the developer's shell (they would switch to live mode).
 APP_SETTINGS = re.compile(r"^(APP_MODE|CLEVERTAP_.*|CLEAROUT_.*|DATA_DIR|ENV_FILE|SANDBOX_.*|VERIFY_CACHE_DAYS|"
-                          r"UPLOAD_MAX_MB|EXPORT_GUARDRAIL_PCT|STREAMLIT_.*)$")
+                          r"UPLOAD_MAX_MB|EXPORT_GUARDRAIL_PCT|STREAMLIT_.*|AUTH_.*|ALLOW_UNAUTHENTICATED_NETWORK)$")
 RENDERED = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 HEALTH_TIMEOUT_S = 30
 
@@ -53,16 +57,18 @@ def app_environment(data_dir: Path, **knobs: str) -> dict[str, str]:
 
 
 @contextmanager
-def app_server(data_dir: Path, log_path: Path, **knobs: str) -> Iterator[AppServer]:
+def app_server(data_dir: Path, log_path: Path, *, streamlit_args: tuple[str, ...] = (),
+               **knobs: str) -> Iterator[AppServer]:
     """The README's run command (`python -m lib.serve`: sandbox, worker, Streamlit) on a free port until
-    healthy; SIGTERM afterwards, which stops all three (kill on timeout)."""
+    healthy; SIGTERM afterwards, which stops all three (kill on timeout). `streamlit_args` are more
+    Streamlit options (the sign-in test names its secrets file: --secrets.files)."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "lib.serve", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", *streamlit_args],
             cwd=ROOT, env=app_environment(data_dir, **knobs), stdout=log, stderr=subprocess.STDOUT)
     server = AppServer(f"http://127.0.0.1:{port}", process, log_path)
     try:
@@ -210,3 +216,23 @@ class Walk:
             self.page.set_viewport_size(VIEWPORT)
         self.shots.append(path)
         return path
+
+
+def download_from_link(page: Page, name: str) -> Download:
+    """Click a download link as a person does: it opens a tab that the browser turns into a download
+    (the server streams the file: lib.download_links)."""
+    seen: list[Download] = []
+    tabs: list[Page] = []
+
+    def watch(tab: Page) -> None:
+        tabs.append(tab)
+        tab.on("download", lambda download: seen.append(download))
+    page.context.on("page", watch)
+    page.on("download", lambda download: seen.append(download))
+    page.get_by_role("link", name=name).click()
+    deadline = time.monotonic() + 30
+    while not seen:
+        assert time.monotonic() < deadline, f"no download started from {name!r}: tabs {[t.url for t in tabs]}"
+        page.wait_for_timeout(100)
+    seen[0].path()  # waits until the whole file arrived
+    return seen[0]

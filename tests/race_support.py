@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from lib.errors import UserError
 from lib.store import Store
+from tests.access_support import OPERATOR
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,7 +67,7 @@ def main(argv: list[str]) -> int:
             list_id, start_at = int(rest[0]), float(rest[1])
             price = plan_verification(store, list_id, cache_days=30)
             _at(start_at)
-            job = start_verification(store, price, available_credits=1_000_000, mode="sandbox", requested_by="proc")
+            job = start_verification(store, price, available_credits=1_000_000, mode="sandbox", user=OPERATOR)
             answer: dict[str, Any] = {"job": job.id}
         elif action == "apply":
             from lib.export.plan import ExportOptions
@@ -76,7 +77,7 @@ def main(argv: list[str]) -> int:
             list_id, connection_id, tag, start_at = int(rest[0]), int(rest[1]), rest[2], float(rest[3])
             plan = plan_export(store, list_id, ExportOptions(), guardrail_pct=100, tag=tag)
             _at(start_at)
-            run = start_run(store, plan, store.connection(connection_id), actor="proc")
+            run = start_run(store, plan, store.connection(connection_id), user=OPERATOR)
             answer = {"run": run.id}
         else:
             raise SystemExit(f"unknown action {action}")

@@ -9,6 +9,7 @@ from lib import connections as conn
 from lib.verification.balance import refresh_balance
 from lib.vault import passcode_env_key
 from tests.runtime_support import closed_port_url, make_runtime
+from tests.access_support import ADMIN
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def db_bytes(rt) -> bytes:
 
 def test_check_and_save_keeps_passcode_in_memory_only(runtime, sandbox) -> None:
     saved = conn.check_and_save(runtime, name=" Shop  app ", account_id=sandbox.account_id,
-                                passcode=sandbox.passcode, region="IN1")
+                                passcode=sandbox.passcode, region="IN1", user=ADMIN)
     assert saved.name == "Shop app" and saved.region == "IN1" and saved.last_checked_at
     assert runtime.vault.passcode(sandbox.account_id) == sandbox.passcode
     [view] = conn.connection_views(runtime)
@@ -36,7 +37,7 @@ def test_check_and_save_keeps_passcode_in_memory_only(runtime, sandbox) -> None:
 def test_wrong_passcode_saves_nothing(runtime, sandbox) -> None:
     with pytest.raises(conn.ConnectError) as err:
         conn.check_and_save(runtime, name="Shop", account_id=sandbox.account_id, passcode="WRONG-1",
-                            region="IN1")
+                            region="IN1", user=ADMIN)
     assert "rejected" in err.value.message and err.value.region is None
     assert "WRONG-1" not in err.value.message
     assert runtime.store.list_connections("live") == [] and runtime.vault.passcode(sandbox.account_id) is None
@@ -45,7 +46,7 @@ def test_wrong_passcode_saves_nothing(runtime, sandbox) -> None:
 def test_wrong_region_names_the_right_one(runtime, sandbox) -> None:
     with pytest.raises(conn.ConnectError) as err:
         conn.check_and_save(runtime, name="Shop", account_id=sandbox.account_id, passcode=sandbox.passcode,
-                            region="US1")
+                            region="US1", user=ADMIN)
     assert err.value.region == "IN1" and "IN1" in err.value.message
     assert runtime.store.list_connections("live") == []
 
@@ -55,7 +56,7 @@ def test_no_network_says_so(tmp_path, sandbox, no_sleep) -> None:
     try:
         with pytest.raises(conn.ConnectError) as err:
             conn.check_and_save(rt, name="Shop", account_id=sandbox.account_id, passcode=sandbox.passcode,
-                                region="IN1")
+                                region="IN1", user=ADMIN)
         assert "Could not reach CleverTap" in err.value.message
     finally:
         rt.close()
@@ -63,7 +64,7 @@ def test_no_network_says_so(tmp_path, sandbox, no_sleep) -> None:
 
 def test_remember_writes_private_env_not_the_store(runtime, sandbox, tmp_path) -> None:
     conn.check_and_save(runtime, name="Shop", account_id=sandbox.account_id, passcode=sandbox.passcode,
-                        region="IN1", remember=True)
+                        region="IN1", remember=True, user=ADMIN)
     env = runtime.settings.env_file
     assert stat.S_IMODE(env.stat().st_mode) == 0o600
     assert passcode_env_key(sandbox.account_id) in env.read_text() and sandbox.passcode in env.read_text()
@@ -73,16 +74,18 @@ def test_remember_writes_private_env_not_the_store(runtime, sandbox, tmp_path) -
 
 def test_after_restart_passcode_is_needed_until_entered_again(tmp_path, sandbox) -> None:
     first = make_runtime(tmp_path, sandbox)
-    conn.check_and_save(first, name="Shop", account_id=sandbox.account_id, passcode=sandbox.passcode, region="IN1")
+    conn.check_and_save(first, name="Shop", account_id=sandbox.account_id, passcode=sandbox.passcode, region="IN1",
+                        user=ADMIN)
     first.close()
     again = make_runtime(tmp_path, sandbox)
     try:
         [view] = conn.connection_views(again)
         assert view.secret == "needed"
         with pytest.raises(conn.ConnectError, match="Enter the passcode"):
-            conn.check_and_save(again, name="Shop", account_id=sandbox.account_id, passcode="", region="IN1")
+            conn.check_and_save(again, name="Shop", account_id=sandbox.account_id, passcode="", region="IN1",
+                                user=ADMIN)
         conn.check_and_save(again, name="Shop", account_id=sandbox.account_id, passcode=sandbox.passcode,
-                            region="IN1")
+                            region="IN1", user=ADMIN)
         assert [v.secret for v in conn.connection_views(again)] == ["memory"]
         assert len(again.store.list_connections("live")) == 1
     finally:
@@ -92,13 +95,13 @@ def test_after_restart_passcode_is_needed_until_entered_again(tmp_path, sandbox)
 def test_remembered_passcode_survives_restart_and_remove_forgets_it(tmp_path, sandbox) -> None:
     first = make_runtime(tmp_path, sandbox)
     conn.check_and_save(first, name="Shop", account_id=sandbox.account_id, passcode=sandbox.passcode,
-                        region="IN1", remember=True)
+                        region="IN1", remember=True, user=ADMIN)
     first.close()
     again = make_runtime(tmp_path, sandbox)
     try:
         [view] = conn.connection_views(again)
         assert view.secret == "env"
-        conn.remove_connection(again, view.connection.id)
+        conn.remove_connection(again, view.connection.id, user=ADMIN)
         assert again.store.list_connections("live") == []
         assert sandbox.passcode not in again.settings.env_file.read_text()
         assert again.vault.passcode(sandbox.account_id) is None
@@ -107,9 +110,10 @@ def test_remembered_passcode_survives_restart_and_remove_forgets_it(tmp_path, sa
 
 
 def test_names_are_unique_per_mode(runtime, sandbox) -> None:
-    conn.check_and_save(runtime, name="Shop", account_id=sandbox.account_id, passcode=sandbox.passcode, region="IN1")
+    conn.check_and_save(runtime, name="Shop", account_id=sandbox.account_id, passcode=sandbox.passcode, region="IN1",
+                        user=ADMIN)
     with pytest.raises(conn.ConnectError, match="already exists"):
-        conn.check_and_save(runtime, name="Shop", account_id="W9R-OTHER", passcode="x", region="IN1")
+        conn.check_and_save(runtime, name="Shop", account_id="W9R-OTHER", passcode="x", region="IN1", user=ADMIN)
 
 
 @pytest.mark.parametrize(("selected", "url", "expected"), [
@@ -136,7 +140,7 @@ def test_sandbox_mode_prefills_demo_project_and_never_writes_env(tmp_path) -> No
             rt.sandbox.account_id, "IN1", "Sandbox demo")
         assert defaults.passcode == rt.sandbox.passcode and not defaults.can_remember
         conn.check_and_save(rt, name=defaults.name, account_id=defaults.account_id,
-                            passcode=defaults.passcode, region=defaults.region, remember=True)
+                            passcode=defaults.passcode, region=defaults.region, remember=True, user=ADMIN)
         assert not rt.settings.env_file.exists()
         assert conn.form_defaults(rt).account_id == ""  # connected: the form is for another project
         view = conn.clearout_view(rt)
@@ -157,7 +161,7 @@ def test_live_settings_prefill_and_configured_passcode(tmp_path, sandbox) -> Non
         assert (defaults.account_id, defaults.region, defaults.name) == (sandbox.account_id, "IN1", "Main app")
         assert defaults.passcode == "" and "CLEVERTAP_PASSCODE" in defaults.passcode_hint
         conn.check_and_save(rt, name=defaults.name, account_id=defaults.account_id, passcode="",
-                            region=defaults.region)
+                            region=defaults.region, user=ADMIN)
         assert conn.connection_views(rt)[0].secret == "settings"
     finally:
         rt.close()
@@ -166,15 +170,15 @@ def test_live_settings_prefill_and_configured_passcode(tmp_path, sandbox) -> Non
 def test_clearout_token_checked_before_it_is_kept(runtime, sandbox) -> None:
     assert conn.clearout_view(runtime).storage == "none"
     with pytest.raises(conn.ConnectError) as err:
-        conn.save_clearout_token(runtime, "0" * 32 + ":" + "1" * 64)
+        conn.save_clearout_token(runtime, "0" * 32 + ":" + "1" * 64, user=ADMIN)
     assert "Clearout" in err.value.message and "0" * 32 not in err.value.message
     assert runtime.vault.clearout_token() is None
-    credits = conn.save_clearout_token(runtime, sandbox.clearout_token, remember=True)
+    credits = conn.save_clearout_token(runtime, sandbox.clearout_token, remember=True, user=ADMIN)
     assert credits.available > 0
     view = conn.clearout_view(runtime)
     assert view.storage == "env" and view.credits == credits.available  # the check's own reading, kept
     assert sandbox.clearout_token in runtime.settings.env_file.read_text()
-    conn.save_clearout_token(runtime, sandbox.clearout_token, remember=False)
+    conn.save_clearout_token(runtime, sandbox.clearout_token, remember=False, user=ADMIN)
     assert sandbox.clearout_token not in runtime.settings.env_file.read_text()
     assert conn.clearout_view(runtime).storage == "memory"
 
@@ -186,7 +190,7 @@ def test_labels_say_where_each_secret_comes_from(tmp_path, sandbox) -> None:
     rt = make_runtime(tmp_path / "env", sandbox, CLEAROUT_API_TOKEN=sandbox.clearout_token, **{key: sandbox.passcode})
     try:
         assert conn.clearout_view(rt).storage_label == "token from the environment (CLEAROUT_API_TOKEN)"
-        conn.check_and_save(rt, name="Shop", account_id=sandbox.account_id, passcode="", region="IN1")
+        conn.check_and_save(rt, name="Shop", account_id=sandbox.account_id, passcode="", region="IN1", user=ADMIN)
         assert conn.connection_views(rt)[0].secret_label == f"passcode from the environment ({key})"
     finally:
         rt.close()
@@ -196,7 +200,7 @@ def test_labels_say_where_each_secret_comes_from(tmp_path, sandbox) -> None:
     rt = make_runtime(tmp_path / "file", sandbox)
     try:
         assert conn.clearout_view(rt).storage_label == "token from .env (CLEAROUT_API_TOKEN)"
-        conn.check_and_save(rt, name="Shop", account_id=sandbox.account_id, passcode="", region="IN1")
+        conn.check_and_save(rt, name="Shop", account_id=sandbox.account_id, passcode="", region="IN1", user=ADMIN)
         assert conn.connection_views(rt)[0].secret_label == f"passcode remembered in .env ({key})"
     finally:
         rt.close()
@@ -206,7 +210,7 @@ def test_the_sandbox_passcode_is_not_said_to_be_lost_at_a_restart(tmp_path) -> N
     rt = make_runtime(tmp_path)
     try:
         conn.check_and_save(rt, name="Demo", account_id=rt.sandbox.account_id, passcode=rt.sandbox.passcode,
-                            region="IN1")
+                            region="IN1", user=ADMIN)
         [view] = conn.connection_views(rt)
         assert view.secret == "sandbox" and "restarts" not in view.secret_label
     finally:

@@ -12,15 +12,14 @@ import io
 import os
 import re
 import shutil
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from playwright.sync_api import Download, Page, expect
+from playwright.sync_api import expect
 
 from lib.columns import CLEAROUT_COLUMN_NAMES
-from tests.e2e_support import ARTIFACTS, ROOT, VIEWPORT, Walk, app_server
+from tests.e2e_support import ARTIFACTS, ROOT, VIEWPORT, Walk, app_server, download_from_link
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -209,26 +208,6 @@ def results(walk: Walk) -> None:
     walk.check()
 
 
-def download_from_link(page: Page, name: str) -> Download:
-    """Click a download link as a person does: it opens a tab that the browser turns into a download
-    (the server streams the file: lib.download_links)."""
-    seen: list[Download] = []
-    tabs: list[Page] = []
-
-    def watch(tab: Page) -> None:
-        tabs.append(tab)
-        tab.on("download", lambda download: seen.append(download))
-    page.context.on("page", watch)
-    page.on("download", lambda download: seen.append(download))
-    page.get_by_role("link", name=name).click()
-    deadline = time.monotonic() + 30
-    while not seen:
-        assert time.monotonic() < deadline, f"no download started from {name!r}: tabs {[t.url for t in tabs]}"
-        page.wait_for_timeout(100)
-    seen[0].path()  # waits until the whole file arrived
-    return seen[0]
-
-
 def readme_screenshot(shot: Path) -> None:
     """The README shows the Results page: refreshed on request, since every run's pixels differ a little."""
     if os.environ.get("E2E_UPDATE_SCREENSHOT"):
@@ -299,7 +278,7 @@ def history(walk: Walk) -> None:
     walk.rendered()
     expect(run).to_have_value(re.compile(r"^Run 2 · Undo · "))
     walk.choose("Run", "Run 1 · Export", exact=False)
-    walk.text("Done · ")
+    walk.text("Done, then undone by run 2 · ")  # the undone run says so, not a plain "Done"
     walk.rendered()
     walk.check()
 

@@ -10,6 +10,7 @@ import pytest
 from lib import lists
 from lib.csv_import import CsvImportError
 from lib.store import Store
+from tests.access_support import ADMIN, OPERATOR
 
 MB = 1_000_000
 
@@ -29,7 +30,7 @@ def list_files(store: Store) -> list[str]:
 def test_csv_list_is_created_with_stats_and_columns(store: Store) -> None:
     data = b"Identity,Email,MSG-email\n1,a@x.com,true\n2,A@x.com ,false\n3,,true\n4,broken@,true\n"
     record, notice = lists.add_csv_list(store, "sandbox", io.BytesIO(data), file_name="segment_export.csv",
-                                        max_bytes=MB)
+                                        max_bytes=MB, user=OPERATOR)
     assert notice is None and record.state == "ready" and record.name == "segment export"
     assert (record.source_kind, record.source) == ("csv", "segment_export.csv")
     assert (record.email_column, record.identity_column, record.msg_email_column) == ("Email", "Identity", "MSG-email")
@@ -44,65 +45,67 @@ def test_csv_list_is_created_with_stats_and_columns(store: Store) -> None:
                                   b"Email,Name\na@x.com,A,B\n"])
 def test_rejection_leaves_no_list_and_no_file(store: Store, data: bytes) -> None:
     with pytest.raises(CsvImportError):
-        lists.add_csv_list(store, "sandbox", io.BytesIO(data), file_name="bad.csv", max_bytes=MB)
+        lists.add_csv_list(store, "sandbox", io.BytesIO(data), file_name="bad.csv", max_bytes=MB, user=OPERATOR)
     assert store.list_lists("sandbox") == [] and list_files(store) == []
 
 
 def test_size_limit_leaves_nothing(store: Store) -> None:
     with pytest.raises(CsvImportError, match="limit"):
         lists.add_csv_list(store, "sandbox", io.BytesIO(b"Email\n" + b"a@x.com\n" * 50), file_name="x.csv",
-                           max_bytes=100)
+                           max_bytes=100, user=OPERATOR)
     assert store.list_lists("sandbox") == [] and list_files(store) == []
 
 
 def test_lists_are_per_mode(store: Store) -> None:
-    lists.add_csv_list(store, "sandbox", io.BytesIO(b"Email\na@x.com\n"), file_name="s.csv", max_bytes=MB)
+    lists.add_csv_list(store, "sandbox", io.BytesIO(b"Email\na@x.com\n"), file_name="s.csv", max_bytes=MB,
+                       user=OPERATOR)
     assert [r.name for r in store.list_lists("sandbox")] == ["s"] and store.list_lists("live") == []
 
 
 def test_preview_reads_at_most_100_rows(store: Store) -> None:
     data = ("Email\n" + "".join(f"u{i}@x.com\n" for i in range(1000))).encode()
-    record, _ = lists.add_csv_list(store, "live", io.BytesIO(data), file_name="big.csv", max_bytes=MB)
+    record, _ = lists.add_csv_list(store, "live", io.BytesIO(data), file_name="big.csv", max_bytes=MB, user=OPERATOR)
     frame = lists.preview(store, record)
     assert len(frame) == 100 and frame["Email"].iloc[99] == "u99@x.com"
 
 
 def test_rename_and_delete(store: Store) -> None:
     record, _ = lists.add_csv_list(store, "live", io.BytesIO(b"Email\na@x.com\n"), file_name="x.csv",
-                                   max_bytes=MB, name="  First   name ")
+                                   max_bytes=MB, name="  First   name ", user=OPERATOR)
     assert record.name == "First name"
-    assert lists.rename_list(store, record.id, " Better ").name == "Better"
+    assert lists.rename_list(store, record.id, " Better ", user=OPERATOR).name == "Better"
     with pytest.raises(lists.ListError):
-        lists.rename_list(store, record.id, "   ")
-    lists.delete_list(store, record.id)
+        lists.rename_list(store, record.id, "   ", user=OPERATOR)
+    lists.delete_list(store, record.id, user=ADMIN)
     assert store.get_list(record.id) is None and list_files(store) == []
     with pytest.raises(lists.ListError):
-        lists.rename_list(store, record.id, "Gone")
+        lists.rename_list(store, record.id, "Gone", user=OPERATOR)
 
 
 def test_the_same_file_twice_gets_a_name_of_its_own(store: Store) -> None:
     names = []
     for _ in range(3):
         record, notice = lists.add_csv_list(store, "live", io.BytesIO(b"Email\na@x.com\n"), file_name="messy.csv",
-                                            max_bytes=MB)
+                                            max_bytes=MB, user=OPERATOR)
         names.append((record.name, notice))
     assert names == [("messy", None),
                      ("messy (2)", "A list named messy exists already: this one is called messy (2). Rename "
                                    "either under My lists."),
                      ("messy (3)", "A list named messy exists already: this one is called messy (3). Rename "
                                    "either under My lists.")]
-    lists.add_csv_list(store, "sandbox", io.BytesIO(b"Email\na@x.com\n"), file_name="messy.csv", max_bytes=MB)
+    lists.add_csv_list(store, "sandbox", io.BytesIO(b"Email\na@x.com\n"), file_name="messy.csv", max_bytes=MB,
+                       user=OPERATOR)
     assert [r.name for r in store.list_lists("sandbox")] == ["messy"]  # names are unique per mode
     first = store.list_lists("live")[-1]
     with pytest.raises(lists.ListError, match="A list named MESSY \\(2\\) exists already"):
-        lists.rename_list(store, first.id, "MESSY (2)")
-    assert lists.rename_list(store, first.id, "messy").name == "messy"  # its own name is fine
+        lists.rename_list(store, first.id, "MESSY (2)", user=OPERATOR)
+    assert lists.rename_list(store, first.id, "messy", user=OPERATOR).name == "messy"  # its own name is fine
 
 
 def test_overview_is_one_row_per_list(store: Store) -> None:
     for name in ("a", "b"):
         lists.add_csv_list(store, "live", io.BytesIO(b"Email\na@x.com\na@x.com\n"), file_name=f"{name}.csv",
-                           max_bytes=MB)
+                           max_bytes=MB, user=OPERATOR)
     frame = lists.overview(store.list_lists("live"))
     assert frame["Name"].tolist() == ["b", "a"] and frame["Duplicates"].tolist() == [1, 1]
     assert set(lists.COUNT_COLUMNS) <= set(frame.columns)

@@ -102,6 +102,7 @@ def test_an_undo_says_how_far_it_is_within_a_batch(make_sandbox, store: Store, m
     from lib.export.applier import RunApplier
     from lib.export.plan import ExportOptions
     from lib.export.planfile import plan_export
+    from tests.access_support import OPERATOR
     from tests.export.support import client_for, connect, make_verified_list, pull
 
     heard: list[tuple] = []
@@ -115,10 +116,10 @@ def test_an_undo_says_how_far_it_is_within_a_batch(make_sandbox, store: Store, m
     sb = make_sandbox()
     record = make_verified_list(store, pull(sb, 60), lambda i: C.INVALID if i % 2 == 0 else C.VALID)
     plan = plan_export(store, record.id, ExportOptions(), guardrail_pct=100)
-    run = runs.start_run(store, plan, connect(store, sb), actor="tester")
+    run = runs.start_run(store, plan, connect(store, sb), user=OPERATOR)
     with client_for(sb) as client:
         RunApplier(store, run.id, client).apply()
-        undo_run = undo.start_undo(store, run.id, actor="tester")
+        undo_run = undo.start_undo(store, run.id, user=OPERATOR)
         RunApplier(store, undo_run.id, client).apply()
     checking = [(done, total) for subject, text, done, total in heard
                 if subject == f"run:{undo_run.id}" and text.startswith("Batch 1: checking each profile")]

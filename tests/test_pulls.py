@@ -15,6 +15,7 @@ from lib import connections as conn
 from lib.pulls import PullWorker
 from lib.processes import ProcessId
 from tests.runtime_support import make_runtime
+from tests.access_support import ADMIN, OPERATOR
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def runtime(tmp_path, sandbox, no_sleep):
 @pytest.fixture
 def connection(runtime, sandbox):
     return conn.check_and_save(runtime, name="Shop", account_id=sandbox.account_id, passcode=sandbox.passcode,
-                               region="IN1")
+                               region="IN1", user=ADMIN)
 
 
 def list_files(rt) -> list[str]:
@@ -40,8 +41,8 @@ def worker_for(rt, **kwargs) -> PullWorker:
 
 def run_pull(rt, query, name="pulled", **kwargs):
     """What the page records (a list in 'pulling'), then the worker's round that pulls it."""
-    audience = audiences.save_audience(rt.store, query, name)
-    record = audiences.start_pull(rt.store, rt.mode, audience, name)
+    audience = audiences.save_audience(rt.store, query, name, user=OPERATOR)
+    record = audiences.start_pull(rt.store, rt.mode, audience, name, user=OPERATOR)
     assert worker_for(rt, **kwargs).run_once()
     return rt.store.get_list(record.id)
 
@@ -143,10 +144,11 @@ def test_a_pull_whose_worker_died_is_pulled_again_at_once(tmp_path, sandbox, no_
     rt = make_runtime(tmp_path, sandbox)
     try:
         connection = conn.check_and_save(rt, name="Shop", account_id=sandbox.account_id,
-                                         passcode=sandbox.passcode, region="IN1")
+                                         passcode=sandbox.passcode, region="IN1", user=ADMIN)
         audience = audiences.save_audience(rt.store, audiences.build_query(connection.id, "Charged",
-                                                                           *audiences.default_range()), "buyers")
-        stuck = audiences.start_pull(rt.store, rt.mode, audience, "buyers", expected_rows=10)
+                                                                           *audiences.default_range()), "buyers",
+                                                                           user=OPERATOR)
+        stuck = audiences.start_pull(rt.store, rt.mode, audience, "buyers", expected_rows=10, user=OPERATOR)
         rt.store.update_list(stuck.id, rows=5)
         # Its worker was killed mid-pull: the lease names a process that no longer runs, far from expiry.
         dead = ProcessId(socket.gethostname(), 2**22 + 17, 1)
@@ -168,8 +170,9 @@ def test_a_pull_whose_worker_died_is_pulled_again_at_once(tmp_path, sandbox, no_
 
 def test_a_pull_leased_by_a_live_worker_is_left_to_it(runtime, connection) -> None:
     audience = audiences.save_audience(runtime.store, audiences.build_query(connection.id, "Charged",
-                                                                            *audiences.default_range()), "b")
-    record = audiences.start_pull(runtime.store, runtime.mode, audience, "b")
+                                                                            *audiences.default_range()), "b",
+                                                                            user=OPERATOR)
+    record = audiences.start_pull(runtime.store, runtime.mode, audience, "b", user=OPERATOR)
     assert runtime.store.claim_pull("other-live-worker", mode=runtime.mode, lease_seconds=60).id == record.id
     assert worker_for(runtime).run_once() is False
     assert runtime.store.list_record(record.id).state == "pulling"
@@ -177,8 +180,9 @@ def test_a_pull_leased_by_a_live_worker_is_left_to_it(runtime, connection) -> No
 
 def test_deleting_a_list_while_pulling_leaves_nothing(runtime, connection) -> None:
     audience = audiences.save_audience(runtime.store, audiences.build_query(connection.id, "App Launched",
-                                                                            *audiences.default_range()), "all")
-    record = audiences.start_pull(runtime.store, runtime.mode, audience, "all")
+                                                                            *audiences.default_range()), "all",
+                                                                            user=OPERATOR)
+    record = audiences.start_pull(runtime.store, runtime.mode, audience, "all", user=OPERATOR)
     worker = worker_for(runtime, batch_size=23, pages_per_group=1)
     original = runtime.store.update_list
 

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import io
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,6 +11,7 @@ import pytest
 from lib.logs import install_secret_filter, mask, register_secret
 from lib.settings import Settings, SettingsError, load_settings
 
+ROOT = Path(__file__).resolve().parent.parent
 SECRET_PASSCODE = "pc-SEKRIT-1f4e9a77"
 SECRET_TOKEN = "tok-SEKRIT-0b3c5d9e:abcdef"
 
@@ -66,11 +70,11 @@ def test_repr_and_str_are_redacted(tmp_path: Path) -> None:
     assert isinstance(settings, Settings) and settings.clevertap_passcode == SECRET_PASSCODE
 
 
-def test_log_records_are_masked(caplog: pytest.LogCaptureFixture) -> None:
+def test_log_records_are_masked_on_handlers_outside_lib(caplog: pytest.LogCaptureFixture) -> None:
     register_secret(SECRET_TOKEN)
     install_secret_filter()  # caplog's handler sits on the root logger during the test
     assert any(f for f in caplog.handler.filters)
-    logger = logging.getLogger("lib.test")
+    logger = logging.getLogger("someone.else")
     with caplog.at_level(logging.INFO):
         logger.info("calling with token %s", SECRET_TOKEN)
         try:
@@ -79,6 +83,43 @@ def test_log_records_are_masked(caplog: pytest.LogCaptureFixture) -> None:
             logger.exception("failed")
     assert SECRET_TOKEN not in caplog.text
     assert "calling with token ***" in caplog.text and "boom ***" in caplog.text
+
+
+def test_lib_loggers_go_through_the_masked_handler_only() -> None:
+    """Importing lib installed it (lib/__init__.py): every lib.* record meets the mask, and none
+    propagates to handlers we do not control."""
+    register_secret(SECRET_TOKEN)
+    lib_logger = logging.getLogger("lib")
+    [handler] = [h for h in lib_logger.handlers if h.get_name() == "lib-masked"]
+    assert lib_logger.propagate is False
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    try:
+        logger = logging.getLogger("lib.clearout")
+        logger.warning("calling with token %s", SECRET_TOKEN)
+        try:
+            raise ValueError(f"boom {SECRET_TOKEN}")
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        handler.setStream(previous)
+    assert SECRET_TOKEN not in buffer.getvalue()
+    assert "calling with token ***" in buffer.getvalue() and "boom ***" in buffer.getvalue()
+
+
+def test_a_fresh_process_masks_lib_loggers_from_the_first_import() -> None:
+    """A process that only imports a lib module and logs (as a worker, a bench or `streamlit run`
+    would): the token is masked in what it prints."""
+    script = ("import logging, lib.clearout\n"
+              "from lib.logs import register_secret\n"
+              f"register_secret({SECRET_TOKEN!r})\n"
+              f"logging.getLogger('lib.clearout').warning('token=%s', {SECRET_TOKEN!r})\n"
+              f"logging.getLogger('lib.some.deep.module').error('again %s', {SECRET_TOKEN!r})\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    assert SECRET_TOKEN not in output
+    assert "lib.clearout: token=***" in output and "lib.some.deep.module: again ***" in output
 
 
 def test_mask_ignores_trivially_short_values() -> None:

@@ -4,30 +4,17 @@ person is told who started it and when."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from lib import columns as C
 from lib.store import Store
-from tests.e2e_support import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, Walk, app_server
+from tests.e2e_support import VIEWPORT, Walk, app_server
 from tests.export.support import connect, make_verified_list, pull
 from tests.verification.support import make_list
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: run ./scripts/run-tests.sh, which installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def test_two_sessions_clicking_together_make_one_job_and_one_run(browser, make_sandbox, tmp_path) -> None:

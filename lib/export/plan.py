@@ -159,14 +159,15 @@ class ExportPlan:
     tag: str
     # The changes, in the order they are sent: key_type, key_value, email, unsubscribe, prior_msg_email,
     # properties_json, rule, status, reason. In memory (`changes`) or, for a plan of any size, in a
-    # Parquet file (`changes_file`, lib.export.planfile); read them with `change_batches`.
+    # Parquet files read one after the other (`changes_files`: the unsubscribes, then the rest;
+    # lib.export.planfile); read them with `change_batches`.
     changes: pd.DataFrame | None = field(repr=False)
     summary: PlanSummary
     errors: tuple[str, ...]    # any error blocks applying
     warnings: tuple[str, ...]
     notes: tuple[str, ...]
     reasons: pd.DataFrame = field(repr=False)  # unsubscribes by rule and Clearout reason (reason_table)
-    changes_file: Path | None = None
+    changes_files: tuple[Path, ...] = ()
 
     def change_batches(self, rows: int = 100_000) -> Iterator[pd.DataFrame]:
         """The changes in send order, at most `rows` at a time."""
@@ -174,10 +175,9 @@ class ExportPlan:
             for start in range(0, len(self.changes), rows):
                 yield self.changes.iloc[start:start + rows].reset_index(drop=True)
             return
-        if self.changes_file is None:
-            return
-        for batch in pq.ParquetFile(self.changes_file).iter_batches(batch_size=rows):
-            yield batch.to_pandas(types_mapper=_PANDAS_TYPES.get)
+        for path in self.changes_files:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
+                yield batch.to_pandas(types_mapper=_PANDAS_TYPES.get)
 
     def head(self, count: int) -> pd.DataFrame:
         """The first `count` changes (payload samples, previews)."""
@@ -339,6 +339,13 @@ def plan_context(*, email_column: str, identity_column: str | None, object_id_co
                           object_id_column=object_id_column, msg_email_column=msg_email_column, method=method,
                           options=options, tag=tag, append_ok=append_ok)
     return context, errors, notes
+
+
+def profile_key(merged: pd.DataFrame, context: PlanContext) -> pd.Series:
+    """Per row, the value naming its profile (null: nothing to send for it): `chunk_keys`' key value."""
+    if context.method == METHOD_UPLOAD:
+        return _profile_keys(merged, context.identity_column, context.object_id_column)[1]
+    return chunk_keys(merged, context)[1]
 
 
 def chunk_keys(merged: pd.DataFrame, context: PlanContext) -> tuple[pd.Series, pd.Series, pd.Series]:
@@ -557,9 +564,11 @@ def _properties_json(merged: pd.DataFrame, columns: Sequence[AppendColumn],
         else:
             source = merged[column.source]
             values = _json_strings(source)
-            text = source.astype("string[pyarrow]") if not isinstance(source.dtype, pd.DatetimeTZDtype) else None
-            length = (pa.array(text.str.encode("utf-8").str.len().fillna(0).to_numpy()) if text is not None
-                      else pa.array(np.zeros(n, dtype=np.int64)))
+            if isinstance(source.dtype, pd.DatetimeTZDtype):
+                length = pa.array(np.zeros(n, dtype=np.int64))
+            else:  # bytes, not characters (CleverTap's limit), counted by Arrow without a Python loop
+                text = pa.array(source.astype("string[pyarrow]").array, pa.large_string())
+                length = pc.fill_null(pc.binary_length(text), 0)
         too_long = pc.greater(length, MAX_VALUE_BYTES)
         count = int(pc.sum(too_long).as_py() or 0)
         if count:

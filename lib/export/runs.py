@@ -6,12 +6,13 @@ them (lib/export/applier.py). Pages only record requests here and show progress 
 """
 from __future__ import annotations
 
-import getpass
 from collections.abc import Iterable
 from dataclasses import asdict
 
 import pandas as pd
 
+from lib import actions
+from lib.access import OPERATOR, User, require
 from lib.clevertap import MAX_UPLOAD_BATCH
 from lib.errors import UserError
 from lib.export.plan import UNKNOWN_PRIOR_CHOICES, ExportPlan, confirmation_phrase
@@ -32,18 +33,10 @@ class PriorChoiceNeeded(ExportError):
     """Some states before cannot be known and no choice was made for what undo does with them."""
 
 
-def default_actor() -> str:
-    """Who is exporting, for the history: the OS user running the app."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-def start_run(store: Store, plan: ExportPlan, connection: Connection, *, actor: str,
+def start_run(store: Store, plan: ExportPlan, connection: Connection, *, user: User,
               confirmation: str = "", unknown_prior: str | None = None,
               batch_size: int = MAX_UPLOAD_BATCH) -> ExportRun:
-    """Record a dry-run plan as a run and hand it to the worker (state 'running').
+    """Record a dry-run plan as a run and hand it to the worker (state 'running'); the run names `user`.
 
     Args:
         unknown_prior: what undo does with unsubscribes whose state before cannot be known
@@ -51,6 +44,7 @@ def start_run(store: Store, plan: ExportPlan, connection: Connection, *, actor: 
             with the run's policy with who chose it and when.
 
     Raises:
+        NotAllowed: `user` is not an operator.
         GuardrailError: over the guardrail and `confirmation` is not `confirmation_phrase(plan)`.
         PriorChoiceNeeded: the plan needs `unknown_prior` and it was not given.
         ExportError: the plan has errors, sends nothing, or the list and the project are of
@@ -59,6 +53,7 @@ def start_run(store: Store, plan: ExportPlan, connection: Connection, *, actor: 
             (the store checks it in the same step as the insert: two people applying together get
             one run between them).
     """
+    require(user, OPERATOR, "Applying an export to CleverTap")
     if plan.errors:
         raise ExportError(plan.errors[0])
     if plan.summary.changes == 0:
@@ -78,12 +73,15 @@ def start_run(store: Store, plan: ExportPlan, connection: Connection, *, actor: 
               "by_rule": plan.summary.by_rule}
     policy = {**plan.policy, "subscribe_status": SUBSCRIBE_STATUS}
     if plan.needs_prior_choice:
-        policy.update(unknown_prior=unknown_prior, unknown_prior_chosen_by=actor or default_actor(),
+        policy.update(unknown_prior=unknown_prior, unknown_prior_chosen_by=user.email,
                       unknown_prior_chosen_at=utc_now())
     run = store.create_export_run(kind="export", list_id=plan.list_id, job_id=plan.job_id, connection=connection,
                                   list_name=plan.list_name, actions=plan.actions, policy=policy,
-                                  method=plan.method, actor=actor or default_actor(), tag=plan.tag, counts=counts)
-    return hand_over(store, run, plan.change_batches(), batch_size)
+                                  method=plan.method, actor=user.email, tag=plan.tag, counts=counts)
+    run = hand_over(store, run, plan.change_batches(), batch_size)
+    actions.record(store, user, "export_applied", target=f"run {run.id}: {plan.list_name} → {connection.name}",
+                   detail=f"{', '.join(plan.actions)}; {plan.summary.changes:,} profiles", mode=connection.mode)
+    return run
 
 
 def hand_over(store: Store, run: ExportRun, changes: Iterable[pd.DataFrame],
@@ -100,12 +98,13 @@ def hand_over(store: Store, run: ExportRun, changes: Iterable[pd.DataFrame],
     return store.update_export_run(run.id, state="running", started_at=utc_now())
 
 
-def start_retry(store: Store, run_id: int, *, actor: str, batch_size: int = MAX_UPLOAD_BATCH) -> ExportRun:
+def start_retry(store: Store, run_id: int, *, user: User, batch_size: int = MAX_UPLOAD_BATCH) -> ExportRun:
     """A 'retry' run that sends again the records CleverTap left unprocessed in run `run_id`.
 
     It carries the parent's tag and policy, so a retried unsubscribe is stamped like the others
     and undone with them.
     """
+    require(user, OPERATOR, "Retrying an export")
     parent = finished_run(store, run_id)
     rows = store.export_changes(run_id, outcomes=["unprocessed"])
     if rows.empty:
@@ -114,25 +113,34 @@ def start_retry(store: Store, run_id: int, *, actor: str, batch_size: int = MAX_
     run = store.create_export_run(
         kind="retry", parent_run_id=parent.id, list_id=parent.list_id, job_id=parent.job_id,
         connection=connection, list_name=parent.list_name, actions=parent.actions, policy=parent.policy,
-        method=parent.method, actor=actor or default_actor(), tag=parent.tag,
+        method=parent.method, actor=user.email, tag=parent.tag,
         counts={"retry_of": parent.id})
-    return hand_over(store, run, [rows], batch_size)
+    run = hand_over(store, run, [rows], batch_size)
+    actions.record(store, user, "export_retried", target=f"run {run.id}: retry of run {parent.id}",
+                   detail=f"{len(rows):,} records", mode=parent.mode)
+    return run
 
 
-def resume_run(store: Store, run_id: int) -> ExportRun:
+def resume_run(store: Store, run_id: int, *, user: User) -> ExportRun:
     """Send the rest of a failed or stopped run (finished batches are not sent again)."""
+    require(user, OPERATOR, "Resuming an export")
     run = store.get_export_run(run_id)
     if run is None or run.state not in ("failed", "cancelled"):
         raise ExportError(f"Run {run_id} is not stopped or failed: nothing to resume.")
-    return store.update_export_run(run_id, state="running", error=None, finished_at=None)
+    resumed = store.update_export_run(run_id, state="running", error=None, finished_at=None)
+    actions.record(store, user, "export_resumed", target=f"run {run_id}: {run.list_name}", mode=run.mode)
+    return resumed
 
 
-def stop_run(store: Store, run_id: int) -> ExportRun:
+def stop_run(store: Store, run_id: int, *, user: User) -> ExportRun:
     """Ask the worker to stop after the batches in flight; the run can be resumed later."""
+    require(user, OPERATOR, "Stopping an export")
     run = store.get_export_run(run_id)
     if run is None or run.state not in ExportRun.ACTIVE_STATES:
         raise ExportError(f"Run {run_id} is not running.")
-    return store.update_export_run(run_id, state="cancelled", finished_at=utc_now())
+    stopped = store.update_export_run(run_id, state="cancelled", finished_at=utc_now())
+    actions.record(store, user, "export_stopped", target=f"run {run_id}: {run.list_name}", mode=run.mode)
+    return stopped
 
 
 def finished_run(store: Store, run_id: int) -> ExportRun:

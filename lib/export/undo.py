@@ -28,12 +28,14 @@ from typing import Any
 
 import pandas as pd
 
+from lib import actions
+from lib.access import OPERATOR, User, require
 from lib.clevertap import MAX_UPLOAD_BATCH, CleverTapClient, Profile
 from lib.export.payloads import resubscribe_data
 from lib.export.plan import (METHOD_SUBSCRIBE, METHOD_UPLOAD, STAMP_PROPERTY, UNKNOWN_PRIOR_CHOICES,
                              UNKNOWN_PRIOR_RESUBSCRIBE)
 from lib.export.profiles import read_profiles
-from lib.export.runs import RESUBSCRIBE_STATUS, ExportError, connection_of, finished_run, hand_over, default_actor
+from lib.export.runs import RESUBSCRIBE_STATUS, ExportError, connection_of, finished_run, hand_over
 from lib.store import ExportRun, Store, utc_now
 
 UNDO_PREVIEW_MAX = 200      # an undo dry run checks the current state of up to this many profiles
@@ -184,7 +186,7 @@ def preview_undo(store: Store, run_id: int, client: CleverTapClient | None, *,
                        chosen_by=run.policy.get("unknown_prior_chosen_by"))
 
 
-def start_undo(store: Store, run_id: int, *, actor: str, unknown_prior: str | None = None,
+def start_undo(store: Store, run_id: int, *, user: User, unknown_prior: str | None = None,
                batch_size: int = MAX_UPLOAD_BATCH) -> ExportRun:
     """Record the undo of a run as a run (kind 'undo') and hand it to the worker.
 
@@ -196,8 +198,10 @@ def start_undo(store: Store, run_id: int, *, actor: str, unknown_prior: str | No
             (lib.export.plan.UNKNOWN_PRIOR_CHOICES); kept with the undo run, with who made it.
 
     Raises:
+        NotAllowed: `user` is not an operator.
         ExportError: nothing to undo, or a choice is needed and was not given.
     """
+    require(user, OPERATOR, "Undoing an export")
     run = undoable_run(store, run_id)
     recorded = run.policy.get("unknown_prior")
     if unknown_prior is not None and unknown_prior not in UNKNOWN_PRIOR_CHOICES:
@@ -221,10 +225,14 @@ def start_undo(store: Store, run_id: int, *, actor: str, unknown_prior: str | No
               "subscribe_status": RESUBSCRIBE_STATUS, "stamp_property": run.policy.get("stamp_property")}
     if counts["prior_unknown"]:
         policy.update(unknown_prior=choice, unknown_prior_chosen_by=run.policy.get("unknown_prior_chosen_by")
-                      if recorded else actor or default_actor(), unknown_prior_chosen_at=run.policy.get(
+                      if recorded else user.email, unknown_prior_chosen_at=run.policy.get(
                           "unknown_prior_chosen_at") if recorded else utc_now())
     undo = store.create_export_run(
         kind="undo", parent_run_id=run.id, list_id=run.list_id, job_id=run.job_id, connection=connection,
         list_name=run.list_name, actions=["resubscribe"], policy=policy,
-        method=run.method, actor=actor or default_actor(), tag=run.tag + "-undo", counts={"undo": counts})
-    return hand_over(store, undo, [changes], batch_size)
+        method=run.method, actor=user.email, tag=run.tag + "-undo", counts={"undo": counts})
+    undo = hand_over(store, undo, [changes], batch_size)
+    actions.record(store, user, "undo_started", target=f"run {undo.id}: undo of run {run.id} ({run.list_name})",
+                   detail=f"up to {len(changes):,} profiles re-subscribed"
+                   + (f"; state before unknown: {choice}" if counts["prior_unknown"] else ""), mode=run.mode)
+    return undo

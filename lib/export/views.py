@@ -332,11 +332,11 @@ def prior_choice_question(plan: ExportPlan) -> str:
 
 
 def policy_line(run: ExportRun) -> str:
-    """A run's tag, rules, appended properties and endpoint in one line (History)."""
+    """A run's tag, rules, appended properties and endpoint in one line (History), plain text."""
     policy = run.policy
     appended = ", ".join(name for _, name in policy.get("properties") or []) or "-"
     how = "per profile (/1/upload)" if run.method == "upload" else "per address (/1/subscribe)"
-    return (f"Tag **{run.tag}** · policy: {', '.join(policy.get('rules') or []) or '-'} · "
+    return (f"Tag {run.tag} · policy: {', '.join(policy.get('rules') or []) or '-'} · "
             f"appended: {appended} · {how}")
 
 

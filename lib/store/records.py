@@ -216,6 +216,20 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class Action:
+    """One thing a person did (lib.actions names them), with who and when."""
+    id: int
+    at: str
+    actor_email: str
+    actor_name: str
+    actor_role: str
+    action: str
+    target: str
+    detail: str
+    mode: str | None
+
+
+@dataclass(frozen=True)
 class WorkerBeat:
     owner: str  # host:pid:start (lib.processes)
     mode: str

@@ -245,12 +245,28 @@ MIGRATIONS: tuple[str, ...] = (
                                          AND state IN ('planned', 'running'))
     BEGIN SELECT RAISE(ABORT, 'one active run per list and project'); END
     """,
-    # v5: a list above the part size goes to Clearout as parts. The parent job waits in 'parts' while
+    # v5: the named audit: who did what and when, for every action a person takes (audit_log stays the
+    # record of CRM writes per batch)
+    """
+    CREATE TABLE actions (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor_email TEXT NOT NULL,
+        actor_name TEXT NOT NULL DEFAULT '',
+        actor_role TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT '',
+        mode TEXT
+    );
+    CREATE INDEX actions_at ON actions(at)
+    """,
+    # v6: a list above the part size goes to Clearout as parts. The parent job waits in 'parts' while
     # its children (one per part, `part_no`; a retried part gets a new child) take the usual path.
     # The state CHECK grows, so the table is rebuilt (SQLite cannot alter a CHECK); nothing references
     # it, so dropping the old one cascades nowhere.
     """
-    CREATE TABLE verification_jobs_v5 (
+    CREATE TABLE verification_jobs_v6 (
         id INTEGER PRIMARY KEY,
         list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
         state TEXT NOT NULL CHECK (state IN ('preparing', 'queued', 'uploading', 'verifying',
@@ -282,7 +298,7 @@ MIGRATIONS: tuple[str, ...] = (
         part_no INTEGER,
         parts INTEGER NOT NULL DEFAULT 0
     );
-    INSERT INTO verification_jobs_v5 (id, list_id, state, clearout_list_id, upload_name, upload_attempts,
+    INSERT INTO verification_jobs_v6 (id, list_id, state, clearout_list_id, upload_name, upload_attempts,
         unique_emails, cached, syntax_invalid, to_verify, credits_spent, percent, error, cancel_requested,
         lease_owner, lease_until, created_at, started_at, updated_at, finished_at, requested_by,
         upload_started_at, upload_bytes, attention, attach_list_id, reupload_confirmed_by)
@@ -291,7 +307,7 @@ MIGRATIONS: tuple[str, ...] = (
         created_at, started_at, updated_at, finished_at, requested_by, upload_started_at, upload_bytes,
         attention, attach_list_id, reupload_confirmed_by FROM verification_jobs;
     DROP TABLE verification_jobs;
-    ALTER TABLE verification_jobs_v5 RENAME TO verification_jobs;
+    ALTER TABLE verification_jobs_v6 RENAME TO verification_jobs;
     CREATE INDEX verification_jobs_state ON verification_jobs(state);
     CREATE INDEX verification_jobs_list ON verification_jobs(list_id);
     CREATE INDEX verification_jobs_parent ON verification_jobs(parent_job_id);
@@ -301,7 +317,7 @@ MIGRATIONS: tuple[str, ...] = (
         AND state IN ('preparing', 'queued', 'uploading', 'verifying', 'downloading', 'parts'))
     BEGIN SELECT RAISE(ABORT, 'one active verification per list'); END
     """,
-    # v6: what long work is doing now (lib.activity: a job's, run's or task's step, progress, waits and
+    # v7: what long work is doing now (lib.activity: a job's, run's or task's step, progress, waits and
     # retries, for the pages), and where an export change's state before the run came from (`list`,
     # `read` from CleverTap, `no_profile`: an address CleverTap has no profile for, so no state to read).
     """

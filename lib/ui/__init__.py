@@ -4,11 +4,13 @@ Pages import `lib.ui` for the frame every page has, and `lib.ui.<area>` for an a
 """
 from __future__ import annotations
 
-import getpass
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import streamlit as st
 
+from lib import actions, serving
+from lib.access import NotAllowed, Role, SignIn, User, local_user, signed_in
 from lib.figures import Metric
 from lib.guide import PAGE_ICONS
 from lib.runtime import Runtime, start_runtime
@@ -64,7 +66,10 @@ def mark_routed() -> None:
 
 
 def page_header(title: str, purpose: str) -> Runtime:
-    """Every page starts here: its title, one line on what it does, the banners. Returns the runtime."""
+    """Every page starts here: its title, one line on what it does, the banners. Returns the runtime.
+
+    Nothing renders for a visitor the app does not know (the router shows them the sign-in screen).
+    """
     if not st.session_state.get(_ROUTED):
         # Streamlit quirk: until some run calls st.navigation, a server whose entry point sits
         # beside a pages/ folder runs a deep link (/results) in the legacy pages/ mode: the page
@@ -73,8 +78,11 @@ def page_header(title: str, purpose: str) -> Runtime:
         st.navigation(app_pages(), position="hidden")
         st.session_state[_ROUTED] = True
         st.rerun()
+    if visitor() is None:
+        st.stop()
     st.title(title)
     st.caption(purpose)
+    open_network_banner()
     sandbox_banner()
     worker_banner()
     return runtime()
@@ -115,20 +123,89 @@ def flash(key: str) -> None:
         getattr(st, kind)(text)
 
 
-def current_user() -> str:
-    """Who is using this session, for the records (who started a verification, applied an export).
+# ---- who is here -------------------------------------------------------------------------------
+def serving_decision() -> serving.Decision:
+    """How this server may serve: sign-in (an [auth] section: st.user then carries is_logged_in), one
+    local user on a loopback address, open to a network by opt-out, or not at all."""
+    return serving.decide(str(st.get_option("server.address") or ""), signin="is_logged_in" in st.user.to_dict(),
+                          allow_unauthenticated=runtime().settings.allow_unauthenticated_network)
 
-    Until sign-in is configured, the OS user running the app: one local user.
+
+def sign_in() -> SignIn | None:
+    """The signed-in person's identity and role (or why they have none); None when not signed in."""
+    claims = st.user.to_dict()
+    if not claims.get("is_logged_in"):
+        return None
+    return signed_in(runtime().settings, claims)
+
+
+def visitor() -> User | None:
+    """The person this session serves, or None: not signed in, no role, or the app refuses to serve here."""
+    decision = serving_decision()
+    if decision.serving in ("local", "open"):
+        return local_user()
+    if decision.serving == "refuse":
+        return None
+    found = sign_in()
+    return found.user if found is not None else None
+
+
+def current_user() -> User:
+    """Who is using this session, for the guarded services and the records.
+
+    Raises:
+        NotAllowed: nobody is signed in (a callback of a session that signed out meanwhile).
     """
-    return getpass.getuser() if _os_user_known() else "local user"
+    user = visitor()
+    if user is None:
+        raise NotAllowed("Sign in first.")
+    return user
 
 
-def _os_user_known() -> bool:
-    try:
-        getpass.getuser()
-    except (KeyError, OSError):
-        return False
-    return True
+def allowed(role: Role, what: str) -> bool:
+    """Whether this session's user has `role`; when not, says so in place of the controls: `what`
+    ("Verifying") needs the role, and whom to ask."""
+    user = current_user()
+    if user.can(role):
+        return True
+    st.caption(f":material/lock: {escape_md(what)} needs the {role} role; you are a {user.role}. Ask an admin "
+               "of this app for it.")
+    return False
+
+
+def open_network_banner() -> None:
+    """On every page when the app serves a network without sign-in (ALLOW_UNAUTHENTICATED_NETWORK=1)."""
+    decision = serving_decision()
+    if decision.serving == "open":
+        st.warning(f"**Open to the network, no sign-in.** {escape_md(decision.message)}", icon=":material/public:")
+
+
+Data = TypeVar("Data", bytes, str)
+
+
+def audited(data: Callable[[], Data], action: str, target: str, mode: str | None = None) -> Callable[[], Data]:
+    """A download button's data that records the download (who, what, when) when it is produced.
+
+    Streamlit calls a callable `data` on the click, to make the file: recording there keeps
+    `on_click="ignore"` (no rerun of a page that may hold a million rows) and records only real clicks.
+    """
+    store, user = runtime().store, current_user()
+
+    def produce() -> Data:
+        made = data()
+        actions.record(store, user, action, target=target, mode=mode)
+        return made
+    return produce
+
+
+def recorder(action: str, target: str, mode: str | None = None) -> Callable[[], None]:
+    """Records a download (who, what, when) when called: given to a download link (lib.download_links),
+    which calls it when the browser fetches the file."""
+    store, user = runtime().store, current_user()
+
+    def record() -> None:
+        actions.record(store, user, action, target=target, mode=mode)
+    return record
 
 
 def clearout_balance() -> Balance:
@@ -149,6 +226,14 @@ def metric_row(metrics: list[Metric], *, border: bool = False) -> None:
 
 
 def say(tone: str | None, message: str | None, icon: str | None = None) -> None:
-    """A message in the tone a lib decision chose (info, warning, error, success); nothing for None."""
+    """A message in the tone a lib decision chose (info, warning, error, success); nothing for None.
+
+    Lib messages are plain text that may quote user text (a list name, who started it): never Markdown.
+    """
     if tone in ("info", "warning", "error", "success") and message:
-        getattr(st, tone)(message, icon=icon)
+        getattr(st, tone)(escape_md(message), icon=icon)
+
+
+def error(exc: Exception) -> None:
+    """A lib error's message (UserError.message), shown as typed: it may quote a header or a list name."""
+    st.error(escape_md(getattr(exc, "message", "Something went wrong.")))

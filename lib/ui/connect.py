@@ -5,9 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from lib import connections as conn
+from lib.access import ADMIN
 from lib.clevertap import REGIONS
+from lib.errors import UserError
 from lib.runtime import Runtime
-from lib.ui import escape_md, flash, timestamp
+from lib.ui import current_user, escape_md, flash, timestamp
 
 state = st.session_state
 
@@ -28,13 +30,16 @@ def _save(rt: Runtime, account_id: str, passcode_key: str, region: str, name: st
           flash_key: str) -> bool:
     try:
         connection = conn.check_and_save(rt, name=name, account_id=account_id, passcode=state.get(passcode_key, ""),
-                                         region=region, remember=state.get(remember_key, False))
+                                         region=region, remember=state.get(remember_key, False), user=current_user())
     except conn.ConnectError as exc:
         state[flash_key] = ("error", escape_md(exc.message))
         if exc.region and flash_key == "connect_flash":  # pre-select the region CleverTap named
             state[_key("region")], state[_key("dashboard_url")] = exc.region, ""
             state[flash_key] = ("error", f"{escape_md(exc.message)}. {exc.region} is selected now: press "
                                          "**Test and save**.")
+        return False
+    except UserError as exc:
+        state[flash_key] = ("error", escape_md(exc.message))
         return False
     state.pop(passcode_key, None)
     state[flash_key] = ("success", f"Connected {escape_md(connection.name)}: CleverTap accepted the credentials.")
@@ -62,6 +67,8 @@ def _save_new(rt: Runtime) -> None:
 
 
 def saved_projects(rt: Runtime, views: list[conn.ConnectionView]) -> None:
+    """The connected projects; an admin can re-enter a lost passcode and remove one."""
+    admin = current_user().can(ADMIN)
     if not views:
         st.info("No CleverTap project connected yet: fill in the form below and press **Test and save**.",
                 icon=":material/info:")
@@ -71,9 +78,11 @@ def saved_projects(rt: Runtime, views: list[conn.ConnectionView]) -> None:
             left, right = st.columns([5, 1])
             left.markdown(f"**{escape_md(c.name)}** · {escape_md(c.account_id)} · {conn.region_label(c.region)}")
             left.caption(f"Last successful check: {timestamp(c.last_checked_at)} · {view.secret_label}")
+            flash(f"connect_flash_{c.id}")
+            if not admin:
+                continue
             right.button("Remove", key=f"connect_remove_{c.id}", on_click=state.update,
                          args=({"connect_confirm_remove": c.id},))
-            flash(f"connect_flash_{c.id}")
             if view.secret == "needed":
                 with left.form(f"connect_repass_form_{c.id}", border=False):  # a form: see new_project_form
                     st.text_input("Passcode", type="password", key=f"connect_repass_{c.id}")
@@ -87,9 +96,13 @@ def saved_projects(rt: Runtime, views: list[conn.ConnectionView]) -> None:
                            "stay. The passcode is forgotten (also from .env).")
                 yes, no = st.columns(2)
                 if yes.button("Yes, remove", key=f"connect_remove_yes_{c.id}", type="primary"):
-                    conn.remove_connection(rt, c.id)
-                    state.pop("connect_confirm_remove")
-                    st.rerun()
+                    try:
+                        conn.remove_connection(rt, c.id, user=current_user())
+                    except UserError as exc:
+                        st.error(escape_md(exc.message))
+                    else:
+                        state.pop("connect_confirm_remove")
+                        st.rerun()
                 no.button("Cancel", key=f"connect_remove_no_{c.id}", on_click=state.pop,
                           args=("connect_confirm_remove",))
 
@@ -135,9 +148,9 @@ def _token_key(name: str) -> str:
 
 def _save_token(rt: Runtime) -> None:
     try:
-        credits = conn.save_clearout_token(rt, state.get(_token_key("token"), ""),
+        credits = conn.save_clearout_token(rt, state.get(_token_key("token"), ""), user=current_user(),
                                            remember=state.get(_token_key("token_remember"), False))
-    except conn.ConnectError as exc:
+    except UserError as exc:
         state["connect_token_flash"] = ("error", escape_md(exc.message))
         return
     for field in ("token", "token_remember"):
@@ -155,6 +168,8 @@ def clearout_section(rt: Runtime) -> None:
         st.info(f"{escape_md(clearout.message or '')} ({clearout.storage_label})", icon=":material/hourglass_top:")
     else:
         st.info("No Clearout API token yet: enter it below to verify lists.", icon=":material/info:")
+    if not current_user().can(ADMIN):
+        return
     title = "Replace the Clearout API token" if clearout.storage != "none" else "Enter the Clearout API token"
     with st.expander(title, expanded=clearout.storage == "none"), st.form("connect_token_form", border=False):
         st.text_input("Clearout API token", type="password", key=_token_key("token"),

@@ -27,6 +27,8 @@ async def serve_download(request: Request) -> Response:
     download = download_links.take(str(request.path_params["token"]))
     if download is None:
         return PlainTextResponse(EXPIRED, status_code=404)
+    if download.on_start is not None:
+        download.on_start()
     # A sync iterator: Starlette runs it in its thread pool, off the event loop.
     return StreamingResponse(download_links.body(download),
                              media_type=download_links.MEDIA_TYPES[download.file_format],

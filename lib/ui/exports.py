@@ -11,6 +11,8 @@ from lib import download_links
 from lib.downloads import SPREADSHEET
 from lib.filters import Selection
 
+from lib import actions
+from lib.access import OPERATOR
 from lib.errors import UserError
 from lib.export import runs, views
 from lib.export.payloads import sample_payload
@@ -19,9 +21,10 @@ from lib.export.plan import (RULES, UNKNOWN_PRIOR_CHOICES, ExportOptions, Export
 from lib.export.planfile import plan_export
 from lib.export.undo import start_undo
 from lib.figures import plural
-from lib.store import Connection, Task
+from lib.runtime import Runtime
+from lib.store import Connection, ListRecord, Task
 from lib.tasks import request_read_back, request_undo_preview, undo_preview_of
-from lib.ui import counts, escape_md, link, metric_row, runtime, timestamp
+from lib.ui import audited, counts, current_user, escape_md, flash, link, metric_row, recorder, runtime, timestamp
 from lib.ui.tasks import task_answer
 
 
@@ -32,32 +35,46 @@ def dry_run(data_dir: str, list_id: int, job_id: int, options: ExportOptions, gu
     return plan_export(runtime().store, list_id, options, guardrail_pct=guardrail)
 
 
-def plan_link(plan: ExportPlan) -> str:
+def plan_link(plan: ExportPlan, connection: Connection) -> str:
     """This session's download link of a plan's changes (lib.download_links), made once per plan."""
     links: dict[str, str] = st.session_state.setdefault("export_links", {})
     token = links.get(plan.tag)
     if token is None or download_links.take(token) is None:
         token = download_links.offer(download_links.Download(
-            data_dir=runtime().store.data_dir, merged=plan.changes_file or Path(), selection=Selection(),
+            data_dir=runtime().store.data_dir, merged=Path(), parts=plan.changes_files, selection=Selection(),
             file_format=download_links.CSV, flavour=SPREADSHEET, file_name=f"export-plan-{plan.tag}.csv",
-            rows=plan.summary.changes, kind=download_links.PLAN))
+            rows=plan.summary.changes, kind=download_links.PLAN,
+            on_start=recorder("download_export_plan", f"dry run {plan.tag}: {plan.list_name} → {connection.name}",
+                              connection.mode)))
         links[plan.tag] = token
     return f"./{download_links.ROUTE}/{token}"
 
 
-def _stop(run_id: int) -> None:
-    runs.stop_run(runtime().store, run_id)
+def _stop(run_id: int, flash_key: str) -> None:
+    try:
+        runs.stop_run(runtime().store, run_id, user=current_user())
+    except UserError as exc:
+        st.session_state[flash_key] = ("error", escape_md(exc.message))
 
 
-def _resume(run_id: int) -> None:
-    runs.resume_run(runtime().store, run_id)
+def _resume(run_id: int, flash_key: str) -> None:
+    try:
+        runs.resume_run(runtime().store, run_id, user=current_user())
+    except UserError as exc:
+        st.session_state[flash_key] = ("error", escape_md(exc.message))
 
 
-def run_panel(run_id: int, key: str, actor: str) -> None:
-    """What the store says about an export run; call it from an `st.fragment(run_every=...)` while it runs."""
+def run_panel(run_id: int, key: str) -> None:
+    """What the store says about an export run; call it from an `st.fragment(run_every=...)` while it runs.
+
+    Stop, resume, retry and read-back are offered to operators only (the services refuse others too).
+    """
     store = runtime().store
+    user = current_user()
+    operator = user.can(OPERATOR)
     status = views.run_status(store, run_id)
     run = status.run
+    flash(f"{key}_flash_{run.id}")
     st.markdown(f"**Run {run.id}** · {views.KIND_WORDS[run.kind].lower()} of **{escape_md(run.list_name)}** to "
                 f"**{escape_md(run.connection_name)}** ({escape_md(run.account_id)}, {run.region}) · by "
                 f"{escape_md(run.actor)} · {timestamp(run.created_at)}")
@@ -69,10 +86,12 @@ def run_panel(run_id: int, key: str, actor: str) -> None:
         st.progress(status.fraction, text=doing)
         st.caption(status.line)
         if status.waiting:
-            st.warning(status.waiting, icon=":material/key:")
+            st.warning(escape_md(status.waiting), icon=":material/key:")
             link("pages/connect.py", "Enter the passcode on Connect to resume")
-        st.button("Stop after the batches in flight", key=f"{key}_stop_{run.id}", on_click=_stop, args=(run.id,),
-                  help="Finished batches stay recorded; resume later to send the rest")
+        if operator:
+            st.button("Stop after the batches in flight", key=f"{key}_stop_{run.id}", on_click=_stop,
+                      args=(run.id, f"{key}_flash_{run.id}"),
+                      help="Finished batches stay recorded; resume later to send the rest")
         return
     undone = views.undo_status(store, run) if run.kind == "export" else None
     checked = views.read_back_summary(run)
@@ -86,28 +105,29 @@ def run_panel(run_id: int, key: str, actor: str) -> None:
     else:
         (st.error if run.state == "failed" else st.warning)(
             f"{'Failed' if run.state == 'failed' else 'Stopped'} · {status.line}"
-            + (f" · {run.error}" if run.error else ""), icon=":material/warning:")
-        st.button("Resume: send the batches not sent yet", key=f"{key}_resume_{run.id}",
-                  on_click=_resume, args=(run.id,))
+            + (f" · {escape_md(run.error)}" if run.error else ""), icon=":material/warning:")
+        if operator:
+            st.button("Resume: send the batches not sent yet", key=f"{key}_resume_{run.id}",
+                      on_click=_resume, args=(run.id, f"{key}_flash_{run.id}"))
     if (table := views.read_back_table(run)) is not None and checked is not None:
         st.markdown(checked.line)
         st.dataframe(table, key=f"{key}_readback_{run.id}", hide_index=True, width="stretch")
-    if run.state == "done":
+    if run.state == "done" and operator:
         asked = f"{key}_recheck_task_{run.id}"
         if st.button("Check again now", key=f"{key}_recheck_{run.id}"):
-            st.session_state[asked] = request_read_back(store, run.mode, run.id, requested_by=actor).id
+            st.session_state[asked] = request_read_back(store, run.mode, run.id, user=user).id
         task_answer(asked, "Reading a sample back from CleverTap…", lambda task: None)
     st.caption(views.dashboard_help(run.region, undo=run.kind == "undo"))
     if status.unprocessed:
         st.markdown(f"**{status.unprocessed:,} record(s) CleverTap left unprocessed** (first 1,000):")
         st.dataframe(views.run_changes(store, run.id, outcomes=["unprocessed"], limit=1000),
                      key=f"{key}_unprocessed_{run.id}", hide_index=True, width="stretch")
-        if st.button("Retry the unprocessed records", key=f"{key}_retry_{run.id}"):
+        if operator and st.button("Retry the unprocessed records", key=f"{key}_retry_{run.id}"):
             try:
-                runs.start_retry(store, run.id, actor=actor)
+                runs.start_retry(store, run.id, user=user)
                 st.rerun()
             except UserError as exc:
-                st.error(exc.message)
+                st.error(escape_md(exc.message))
 
 
 def choices(email_only: bool) -> ExportOptions:
@@ -136,7 +156,29 @@ def choices(email_only: bool) -> ExportOptions:
     return ExportOptions(unsubscribe=unsubscribe, append=False, rules=tuple(rules))
 
 
-def dry_run_panel(plan: ExportPlan, connection: Connection, actor: str) -> None:
+def dry_run_section(rt: Runtime, record: ListRecord, connection: Connection) -> None:
+    """The choices, the Dry run button and, once made, the plan with Apply (operators only)."""
+    options = choices(email_only=not (record.identity_column or record.object_id_column))
+    st.caption(f"Kept in History with the run: {escape_md(current_user().label)}")
+    job = rt.store.latest_done_job(record.id)
+    chosen = (record.id, job.id if job else 0, options, rt.settings.export_guardrail_pct)
+    if st.button("Dry run", key="export_dry_run", type="primary"):
+        st.session_state["export_nonce"] = st.session_state.get("export_nonce", 0) + 1
+        st.session_state["export_planned"] = chosen
+    planned = st.session_state.get("export_planned")
+    if planned is not None and planned != chosen:
+        st.info("Your choices changed since the dry run: run it again to see the exact plan.",
+                icon=":material/refresh:")
+    elif planned is not None:
+        try:
+            plan = dry_run(str(rt.settings.data_dir), *chosen, st.session_state["export_nonce"])
+        except UserError as exc:
+            st.error(escape_md(exc.message))
+            return
+        dry_run_panel(plan, connection)
+
+
+def dry_run_panel(plan: ExportPlan, connection: Connection) -> None:
     """Exactly what will be sent, and the Apply button (with the guardrail's typed confirmation)."""
     rt = runtime()
     s = plan.summary
@@ -152,9 +194,9 @@ def dry_run_panel(plan: ExportPlan, connection: Connection, actor: str) -> None:
         st.markdown("**Unsubscribes by reason**")
         st.dataframe(views.reason_counts(plan), key="export_reasons", hide_index=True, width="stretch",
                      column_config=counts("Profiles"))
-    if s.changes and plan.changes_file is not None:
+    if s.changes and plan.changes_files:
         st.link_button(f"Download the {s.changes:,} profiles that will change (CSV for a spreadsheet)",
-                       plan_link(plan), icon=":material/download:")
+                       plan_link(plan, connection), icon=":material/download:")
     with st.expander("Payload sample: the first records exactly as sent"):
         st.code(json.dumps(sample_payload(plan), indent=2, ensure_ascii=False), language="json")
     confirmation = ""
@@ -168,14 +210,14 @@ def dry_run_panel(plan: ExportPlan, connection: Connection, actor: str) -> None:
     ready = views.apply_readiness(plan, confirmation, connection.name, runs.latest_active_run(rt.store, rt.mode),
                                   unknown_prior)
     if ready.note:
-        st.info(ready.note, icon=":material/hourglass_top:")
-    if st.button(ready.label, key="export_apply", type="primary", disabled=ready.disabled):
+        st.info(escape_md(ready.note), icon=":material/hourglass_top:")
+    if st.button(escape_md(ready.label), key="export_apply", type="primary", disabled=ready.disabled):
         try:
             with st.spinner("Recording the plan…"):
-                runs.start_run(rt.store, plan, connection, actor=actor, confirmation=confirmation,
+                runs.start_run(rt.store, plan, connection, user=current_user(), confirmation=confirmation,
                                unknown_prior=unknown_prior)
         except UserError as exc:
-            st.error(exc.message)
+            st.error(escape_md(exc.message))
         else:
             st.session_state.pop("export_planned", None)
             st.rerun()
@@ -188,18 +230,18 @@ UNDO_EXPLAINED = ("Undo re-subscribes only profiles this run changed **from subs
                   "cannot be told apart from ours: undo soon after a mistaken run.")
 
 
-def undo_panel(run_id: int, actor: str) -> None:
+def undo_panel(run_id: int) -> None:
     """The undo of one run: a dry run the worker makes (it reads the profiles), then the button."""
     rt = runtime()
     st.markdown(UNDO_EXPLAINED)
     key = f"history_undo_task_{run_id}"
     if st.button("Dry run the undo", key="history_undo_dry_run"):
-        st.session_state[key] = request_undo_preview(rt.store, rt.mode, run_id, requested_by=actor).id
+        st.session_state[key] = request_undo_preview(rt.store, rt.mode, run_id, user=current_user()).id
     task_answer(key, "Undo dry run: reading the current state of the profiles from CleverTap…",
-                lambda task: _undo_preview(task, run_id, actor))
+                lambda task: _undo_preview(task, run_id))
 
 
-def _undo_preview(task: Task, run_id: int, actor: str) -> None:
+def _undo_preview(task: Task, run_id: int) -> None:
     preview = undo_preview_of(task)
     if preview is None:
         return
@@ -219,11 +261,24 @@ def _undo_preview(task: Task, run_id: int, actor: str) -> None:
                  f"{'profile' if count == 1 else 'profiles'}", key="history_undo", type="primary",
                  disabled=count == 0 or (preview.needs_choice and choice is None)):
         try:
-            undo = start_undo(runtime().store, run_id, actor=actor,
+            undo = start_undo(runtime().store, run_id, user=current_user(),
                               unknown_prior=choice if preview.needs_choice else None)
         except UserError as exc:
-            st.error(exc.message)
+            st.error(escape_md(exc.message))
         else:
             st.session_state.pop(f"history_undo_task_{run_id}", None)
             st.session_state["history_select"] = undo.id
             st.rerun()
+
+
+def actions_section(rt: Runtime) -> None:
+    """History's "Who did what": every action a person took in this app, newest first, and the whole
+    audit as CSV (the download is itself recorded)."""
+    st.caption("Every action taken in this app (connect, lists, verifications, exports, undo, downloads), with "
+               "who and when, in every mode. The 1,000 latest are shown; the download has all.")
+    st.dataframe(actions.actions_table(rt.store.list_actions(limit=1000)), key="history_actions", hide_index=True,
+                 width="stretch")
+    st.download_button("Download the audit (CSV)", key="history_actions_download", icon=":material/download:",
+                       data=audited(lambda: actions.actions_csv(rt.store.list_actions(limit=None)), "download_audit",
+                                    "who did what (all)"),
+                       file_name="audit-who-did-what.csv", mime="text/csv", on_click="ignore")

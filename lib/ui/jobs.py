@@ -5,6 +5,7 @@ from typing import Any
 
 import streamlit as st
 
+from lib.access import OPERATOR
 from lib.errors import UserError
 from lib.figures import plural
 from lib.ui import current_user, escape_md, flash, runtime
@@ -13,6 +14,7 @@ from lib.verification.views import JobView
 
 
 def job_rows(items: list[JobView], key_prefix: str) -> None:
+    operator = current_user().can(OPERATOR)  # decisions and Cancel spend or save credits
     for view in items:
         with st.container(border=True):
             left, right = st.columns([5, 1], vertical_alignment="center")
@@ -22,25 +24,28 @@ def job_rows(items: list[JobView], key_prefix: str) -> None:
             (left.error if view.job.state == "failed" else left.caption)(escape_md(view.detail))
             if view.activity:
                 left.caption(f":material/hourglass_top: {escape_md(view.activity)}")
-            if view.needs_decision:
+            if view.needs_decision and operator:
                 decide(view, left, key_prefix)
+            elif view.needs_decision:
+                left.caption(":material/lock: An operator of this app decides about this upload.")
             if view.parts:
-                parts(view, left, key_prefix)
-            if view.cancellable:
+                parts(view, left, key_prefix, operator)
+            if view.cancellable and operator:
                 # A callback: it runs before the rerun that the click starts, which then shows the result.
                 right.button("Cancel", key=f"{key_prefix}_cancel_{view.job.id}", on_click=_cancel,
-                             args=(view.job.id,),
+                             args=(view.job.id, f"{key_prefix}_flash_{view.job.id}"),
                              help="Stop this verification; rows Clearout has not verified yet are free")
+            flash(f"{key_prefix}_flash_{view.job.id}")
 
 
-def parts(view: JobView, where: Any, key_prefix: str) -> None:
+def parts(view: JobView, where: Any, key_prefix: str, operator: bool) -> None:
     """A job sent in parts: each part's state, the decisions a part waits for, and a retry of the
-    failed parts alone."""
+    failed parts alone (operators only)."""
     for part in view.parts:
-        if part.needs_decision:
+        if part.needs_decision and operator:
             where.markdown(f"**{part.list_name}** · {part.label}")
             decide(part, where, key_prefix)
-    if view.retryable_parts:
+    if view.retryable_parts and operator:
         where.button(f"Retry the failed {plural(view.retryable_parts, 'part')}",
                      key=f"{key_prefix}_retry_{view.job.id}", type="primary", on_click=_retry,
                      args=(view.job.id, f"{key_prefix}_flash_{view.job.id}"),
@@ -53,7 +58,7 @@ def parts(view: JobView, where: Any, key_prefix: str) -> None:
 
 def _retry(job_id: int, flash_key: str) -> None:
     try:
-        start.retry_failed_parts(runtime().store, job_id, requested_by=current_user())
+        start.retry_failed_parts(runtime().store, job_id, user=current_user())
     except UserError as exc:
         st.session_state[flash_key] = ("error", escape_md(exc.message))
 
@@ -72,25 +77,27 @@ def decide(view: JobView, where: Any, key_prefix: str) -> None:
                              "a second time", key=f"{key_prefix}_again_ok_{job.id}")
         st.button(f"Upload again ({plural(job.to_verify, 'credit')} at risk)", key=f"{key_prefix}_again_{job.id}",
                   disabled=not ticked, on_click=_again, args=(job.id, job.to_verify, f"{key_prefix}_flash_{job.id}"))
-    flash(f"{key_prefix}_flash_{job.id}")
 
 
 def _attach(job_id: int, field: str, flash_key: str) -> None:
     try:
-        start.attach_list_id(runtime().store, job_id, st.session_state.get(field, ""))
+        start.attach_list_id(runtime().store, job_id, st.session_state.get(field, ""), user=current_user())
     except UserError as exc:
         st.session_state[flash_key] = ("error", escape_md(exc.message))
 
 
 def _again(job_id: int, credits: int, flash_key: str) -> None:
     try:
-        start.confirm_upload_again(runtime().store, job_id, credits_at_risk=credits, confirmed_by=current_user())
+        start.confirm_upload_again(runtime().store, job_id, credits_at_risk=credits, user=current_user())
     except UserError as exc:
         st.session_state[flash_key] = ("error", escape_md(exc.message))
 
 
-def _cancel(job_id: int) -> None:
-    views.cancel(runtime().store, job_id)
+def _cancel(job_id: int, flash_key: str) -> None:
+    try:
+        views.cancel(runtime().store, job_id, user=current_user())
+    except UserError as exc:
+        st.session_state[flash_key] = ("error", escape_md(exc.message))
 
 
 def rerun_when_jobs_finish(items: list[JobView], key: str) -> None:

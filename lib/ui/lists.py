@@ -4,12 +4,13 @@ from __future__ import annotations
 import streamlit as st
 
 from lib import audiences, lists
+from lib.access import ADMIN, OPERATOR
 from lib.connections import ConnectionView
 from lib.errors import UserError
 from lib.progress import activity_line, list_subject
 from lib.runtime import Runtime
 from lib.store import ListRecord
-from lib.ui import escape_md, link, timestamp
+from lib.ui import allowed, current_user, escape_md, link, timestamp
 from lib.ui.tasks import task_answer
 
 state = st.session_state
@@ -17,6 +18,8 @@ state = st.session_state
 
 def audience_form(rt: Runtime, views: dict[int, ConnectionView]) -> None:
     """Build a query, have the worker count it, then pull it into a new list."""
+    if not allowed(OPERATOR, "Adding a list"):
+        return
     if not views:
         st.info("No CleverTap project connected yet: connect one first, or add a CSV file instead.",
                 icon=":material/info:")
@@ -43,11 +46,15 @@ def audience_form(rt: Runtime, views: dict[int, ConnectionView]) -> None:
                                       [(state[f"lists_filter_name_{i}"], state[f"lists_filter_op_{i}"],
                                         state[f"lists_filter_value_{i}"]) for i in range(rows)])
     except UserError as exc:
-        st.warning(exc.message)
+        st.warning(escape_md(exc.message))
         return
     if st.button("Count matching profiles", key="lists_count"):
+        try:
+            state["lists_count_task"] = audiences.request_count(rt.store, rt.mode, query, user=current_user()).id
+        except UserError as exc:
+            st.error(escape_md(exc.message))
+            return
         state["lists_count_query"] = query
-        state["lists_count_task"] = audiences.request_count(rt.store, rt.mode, query).id
     if state.get("lists_count_query") == query:
         task_answer("lists_count_task", "CleverTap is counting…", lambda task: _offer_pull(rt, query, task))
 
@@ -61,19 +68,19 @@ def _offer_pull(rt: Runtime, query: audiences.AudienceQuery, task: object) -> No
                               key="lists_audience_name")
     if st.button(f"Pull {count:,} profiles into My lists", key="lists_pull", type="primary", disabled=count == 0):
         try:
-            audience = audiences.save_audience(rt.store, query, list_name)
+            audience = audiences.save_audience(rt.store, query, list_name, user=current_user())
             state["lists_chosen"] = audiences.start_pull(rt.store, rt.mode, audience, list_name,
-                                                         expected_rows=count).id
+                                                         expected_rows=count, user=current_user()).id
             state.pop("lists_count_query", None)
             state.pop("lists_count_task", None)
             st.rerun()
         except UserError as exc:
-            st.error(exc.message)
+            st.error(escape_md(exc.message))
 
 
 def saved_audiences(rt: Runtime, views: dict[int, ConnectionView]) -> None:
     saved = [a for a in rt.store.list_audiences() if a.connection_id in views]
-    if not saved:
+    if not saved or not current_user().can(OPERATOR):
         return
     with st.expander(f"Saved audiences ({len(saved)})"):
         for audience in saved:
@@ -82,26 +89,33 @@ def saved_audiences(rt: Runtime, views: dict[int, ConnectionView]) -> None:
                               f"{escape_md(audiences.AudienceQuery.from_audience(audience).describe())}"
                               f" · last pulled {timestamp(audience.last_pulled_at)}")
             if button_col.button("Pull again", key=f"lists_repull_{audience.id}"):
-                state["lists_chosen"] = audiences.start_pull(rt.store, rt.mode, audience, audience.name).id
-                st.rerun()
+                try:
+                    state["lists_chosen"] = audiences.start_pull(rt.store, rt.mode, audience, audience.name,
+                                                                 user=current_user()).id
+                except UserError as exc:
+                    st.error(escape_md(exc.message))
+                else:
+                    st.rerun()
 
 
 def csv_form(rt: Runtime) -> None:
+    if not allowed(OPERATOR, "Adding a list"):
+        return
     st.caption("A CSV file with an Email column, e.g. a segment downloaded from CleverTap's Find People. "
                f"Up to {rt.settings.upload_max_mb} MB (UPLOAD_MAX_MB); comma, semicolon or tab separated.")
-    # The widget's own limit, from the same setting: the uploader says "200MB per file" and refuses
-    # more before sending, instead of Streamlit's server-wide cap (server.maxUploadSize).
-    upload = st.file_uploader("CSV file", key="lists_upload", max_upload_size=rt.settings.upload_max_mb)
+    # The browser refuses a bigger file before sending it (the uploader says "200MB per file", from the
+    # same setting); lib.serve sets Streamlit's server cap to match.
+    upload = st.file_uploader("CSV file", key="lists_upload", max_upload_size=max(1, rt.settings.upload_max_mb))
     csv_name = st.text_input("List name", key="lists_csv_name", placeholder="Defaults to the file name")
     if upload is None or not st.button("Add to My lists", key="lists_add_csv", type="primary"):
         return
     try:
-        with st.spinner(f"Reading {upload.name}…"):
+        with st.spinner(f"Reading {escape_md(upload.name)}…"):
             record, notice = lists.add_csv_list(rt.store, rt.mode, upload, file_name=upload.name,
                                                 max_bytes=rt.settings.upload_max_bytes,
-                                                name=csv_name.strip() or None)
+                                                name=csv_name.strip() or None, user=current_user())
     except UserError as exc:
-        st.error(exc.message)
+        st.error(escape_md(exc.message))
         return
     st.success(f"Added **{escape_md(record.name)}**: {record.rows:,} rows, {record.unique_emails:,} unique "
                f"addresses (email column: {escape_md(record.email_column)}). It is chosen in My lists below.")
@@ -139,37 +153,46 @@ def chosen_list(rt: Runtime, chosen: ListRecord) -> None:
     """What can be done with one list: pull again, preview, verify, rename, delete."""
     if chosen.state == "failed":
         st.error(escape_md(chosen.error or "This list failed."))
-        if chosen.audience_id and st.button("Pull it again", key="lists_retry"):
+        if chosen.audience_id and current_user().can(OPERATOR) and st.button("Pull it again", key="lists_retry"):
             try:
-                audiences.pull_again(rt.store, rt.mode, chosen)
+                audiences.pull_again(rt.store, rt.mode, chosen, user=current_user())
                 st.rerun()
             except UserError as exc:
-                st.error(exc.message)
+                st.error(escape_md(exc.message))
     if chosen.state == "ready":
         with st.expander(f"Preview: the first {lists.PREVIEW_ROWS} rows"):
             try:
                 st.dataframe(lists.preview(rt.store, chosen), key="lists_preview", hide_index=True)
             except UserError as exc:
-                st.info(exc.message)
-        if st.button("Verify this list", key="lists_verify", type="primary", icon=":material/verified:",
+                st.info(escape_md(exc.message))
+        if current_user().can(OPERATOR) and st.button("Verify this list", key="lists_verify", type="primary",
+                                                      icon=":material/verified:",
                      help="Opens Verify with this list chosen: the cost is shown before anything starts"):
             state["verify_list"] = chosen.id
             st.switch_page("pages/verify.py")
+    if not current_user().can(OPERATOR):
+        return
     name_col, rename_col, delete_col = st.columns([3, 1, 1], vertical_alignment="bottom")
     new_name = name_col.text_input("Name", value=chosen.name, key=f"lists_rename_{chosen.id}")
     if rename_col.button("Rename", key="lists_rename"):
         try:
-            lists.rename_list(rt.store, chosen.id, new_name)
+            lists.rename_list(rt.store, chosen.id, new_name, user=current_user())
             st.rerun()
         except UserError as exc:
-            st.error(exc.message)
+            st.error(escape_md(exc.message))
+    if not current_user().can(ADMIN):
+        return
     delete_col.button("Delete", key="lists_delete", on_click=state.update, args=({"lists_confirm": chosen.id},))
     if state.get("lists_confirm") == chosen.id:
         st.warning(f"Delete **{escape_md(chosen.name)}** with its file and verification results? "
                    "This cannot be undone.")
         yes, no = st.columns(2)
         if yes.button("Yes, delete", key="lists_delete_yes", type="primary"):
-            lists.delete_list(rt.store, chosen.id)
-            state.pop("lists_confirm")
-            st.rerun()
+            try:
+                lists.delete_list(rt.store, chosen.id, user=current_user())
+            except UserError as exc:
+                st.error(escape_md(exc.message))
+            else:
+                state.pop("lists_confirm")
+                st.rerun()
         no.button("Cancel", key="lists_delete_no", on_click=state.pop, args=("lists_confirm",))

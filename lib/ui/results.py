@@ -11,7 +11,7 @@ from lib import columns as co
 from lib import download_links, downloads, results, resultset
 from lib.filters import FilterOptions, Selection
 from lib.resultset import Rows
-from lib.ui import current_user, runtime
+from lib.ui import current_user, recorder, runtime
 from lib.ui.tasks import task_answer
 
 RESULTS_TTL_S = 30 * 60  # figures nobody looked at for half an hour leave memory
@@ -50,7 +50,7 @@ def verified_rows(data_dir: str, list_id: int, job_id: int, version: str, select
 def wait_for_merge(item: results.VerifiedList) -> None:
     """The merged file is not written yet: ask the worker for it and wait (the page reruns when ready)."""
     rt = runtime()
-    task = results.request_merge(rt.store, rt.mode, item, requested_by=current_user())
+    task = results.request_merge(rt.store, rt.mode, item, requested_by=current_user().email)
     st.session_state["results_merge_task"] = task.id
     task_answer("results_merge_task", f"Joining the verdicts to the {item.record.rows:,} rows of the list…",
                 lambda _: st.rerun())
@@ -135,6 +135,10 @@ def _link(cache_key: tuple[str, int, int, str], selection: Selection, file_forma
             data_dir=store.data_dir, merged=resultset.merged_path(store, item.job.id), selection=selection,
             file_format=file_format, flavour=flavour, rows=rows,
             file_name=results.file_name(item.record.name, file_format, filtered=filtered,
-                                        exact=flavour == downloads.EXACT)))
+                                        exact=flavour == downloads.EXACT),
+            on_start=recorder("download_results", f"list {item.record.id}: {item.record.name}, {rows:,} "
+                                                  f"{'filtered ' if filtered else ''}rows, {file_format.upper()}"
+                                                  f"{' exact' if flavour == downloads.EXACT else ''}",
+                              runtime().mode)))
         links[wanted] = token
     return token

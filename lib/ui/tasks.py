@@ -28,7 +28,7 @@ def task_answer(key: str, waiting_text: str, show: Callable[[Task], None]) -> No
         _wait(task.id, waiting_text)
         return
     if task.state == "failed":
-        st.error(task.error or "This failed: try again.")
+        st.error(escape_md(task.error or "This failed: try again."))
         return
     show(task)
 

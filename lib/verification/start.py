@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from lib import actions
+from lib.access import OPERATOR, User, require
 from lib.store import ActiveJobExists, Store, VerificationJob, utc_now
 from lib.verification import addresses
 from lib.verification.plan import (UNFINISHED_STATES, VerificationError, VerificationPlan, credit_shortage,
@@ -24,7 +26,7 @@ def unfinished_job(store: Store, list_id: int) -> VerificationJob | None:
 
 
 def start_verification(store: Store, cost: VerificationPlan, *, available_credits: int | None,
-                       mode: str, requested_by: str = "") -> VerificationJob:
+                       mode: str, user: User) -> VerificationJob:
     """Record the request to verify a list at the price the user saw; the worker does the rest.
 
     Args:
@@ -33,11 +35,13 @@ def start_verification(store: Store, cost: VerificationPlan, *, available_credit
         available_credits: the Clearout balance as last read; None when it is not known.
 
     Raises:
+        NotAllowed: `user` is not an operator (a verification spends credits).
         InsufficientCreditsError: the balance, minus credits held by jobs already started, is short.
         ActiveJobExists: the list is being verified already (by whom, since when): one run per list,
             or the same addresses are paid for twice. The store checks it in the same step as the insert.
         VerificationError: the balance is unknown.
     """
+    require(user, OPERATOR, "Starting a verification")
     if running := unfinished_job(store, cost.list_id):
         raise ActiveJobExists(running)
     if cost.to_verify:
@@ -47,9 +51,12 @@ def start_verification(store: Store, cost: VerificationPlan, *, available_credit
         if shortage := credit_shortage(cost.to_verify, available_credits, store.reserved_credits(mode)):
             raise shortage
     # 'preparing': the worker writes the upload file first (it plans again: the cache may have grown).
-    return store.create_job(list_id=cost.list_id, unique_emails=cost.unique_emails, cached=cost.cached,
-                            syntax_invalid=cost.syntax_invalid, to_verify=cost.to_verify, state="preparing",
-                            requested_by=requested_by)
+    job = store.create_job(list_id=cost.list_id, unique_emails=cost.unique_emails, cached=cost.cached,
+                           syntax_invalid=cost.syntax_invalid, to_verify=cost.to_verify, state="preparing",
+                           requested_by=user.email)
+    actions.record(store, user, "verify_started", target=f"job {job.id}: {store.list_record(cost.list_id).name}",
+                   detail=f"at most {cost.to_verify:,} credits", mode=mode)
+    return job
 
 
 def prepare_job(store: Store, job: VerificationJob, *, cache_days: int, part_rows: int = PART_ROWS,
@@ -84,7 +91,7 @@ def prepare_job(store: Store, job: VerificationJob, *, cache_days: int, part_row
     return store.job(job.id)
 
 
-def retry_failed_parts(store: Store, job_id: int, *, requested_by: str = "") -> list[VerificationJob]:
+def retry_failed_parts(store: Store, job_id: int, *, user: User) -> list[VerificationJob]:
     """Queue a new attempt at each failed part of a job, alone: the parts already done are kept.
 
     A part Clearout holds already (it failed after its upload) is fetched again, not bought again.
@@ -92,11 +99,14 @@ def retry_failed_parts(store: Store, job_id: int, *, requested_by: str = "") -> 
     Raises:
         VerificationError: no part waits for a retry (retried already, or the job moved on).
     """
+    require(user, OPERATOR, "Retrying failed parts")
     job = store.job(job_id)
     retried = [attempt for part in parts_of(store, job) if part.state == "failed"
-               if (attempt := store.retry_part(job.id, part.part_no or 0, requested_by=requested_by))]
+               if (attempt := store.retry_part(job.id, part.part_no or 0, requested_by=user.email))]
     if not retried:
         raise VerificationError("No part of this verification waits for a retry: see its state below.")
+    actions.record(store, user, "parts_retried", target=f"job {job_id}: {store.list_record(job.list_id).name}",
+                   detail=f"parts {', '.join(str(a.part_no) for a in retried)}")
     return retried
 
 
@@ -104,13 +114,15 @@ def retry_failed_parts(store: Store, job_id: int, *, requested_by: str = "") -> 
 LIST_ID = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
 
 
-def attach_list_id(store: Store, job_id: int, list_id: str) -> VerificationJob:
+def attach_list_id(store: Store, job_id: int, list_id: str, *, user: User) -> VerificationJob:
     """Use the list Clearout already holds (its id from app.clearout.io): the worker checks it with
     Clearout before using it, then fetches its result. No new upload, no new charge.
 
     Raises:
+        NotAllowed: `user` is not an operator.
         VerificationError: the id does not look like one, or the job no longer waits for a decision.
     """
+    require(user, OPERATOR, "Deciding about an uncertain upload")
     list_id = list_id.strip()
     if not LIST_ID.match(list_id):
         raise VerificationError("Paste the list id from app.clearout.io → Email Verifier (letters and digits, "
@@ -118,10 +130,11 @@ def attach_list_id(store: Store, job_id: int, list_id: str) -> VerificationJob:
     if not store.transition_job(job_id, ("uploading",), attach_list_id=list_id, error=None) or \
             not store.job(job_id).attention:
         raise VerificationError("This verification no longer waits for a decision: see its state below.")
+    actions.record(store, user, "upload_attached", target=f"job {job_id}", detail=f"Clearout list {list_id}")
     return store.job(job_id)
 
 
-def confirm_upload_again(store: Store, job_id: int, *, credits_at_risk: int, confirmed_by: str) -> VerificationJob:
+def confirm_upload_again(store: Store, job_id: int, *, credits_at_risk: int, user: User) -> VerificationJob:
     """Upload the list again, accepting that Clearout may charge it twice.
 
     Args:
@@ -129,12 +142,15 @@ def confirm_upload_again(store: Store, job_id: int, *, credits_at_risk: int, con
             read is what they accept.
 
     Raises:
+        NotAllowed: `user` is not an operator.
         VerificationError: the number is not the job's, or the job no longer waits for a decision.
     """
+    require(user, OPERATOR, "Uploading again")
     job = store.job(job_id)
     if not job.attention:
         raise VerificationError("This verification no longer waits for a decision: see its state below.")
     if credits_at_risk != job.to_verify:
         raise VerificationError(f"Confirm the credits at risk: {job.to_verify:,}.")
-    store.transition_job(job_id, ("uploading",), reupload_confirmed_by=confirmed_by or "someone", error=None)
+    store.transition_job(job_id, ("uploading",), reupload_confirmed_by=user.email, error=None)
+    actions.record(store, user, "upload_again", target=f"job {job_id}", detail=f"{credits_at_risk:,} credits at risk")
     return store.job(job_id)

@@ -5,6 +5,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lib import actions
+from lib.access import OPERATOR, User, require
 from lib.figures import Metric, plural
 from lib.progress import activity_line, job_subject
 from lib.store import Activity, Store, VerificationJob
@@ -120,9 +122,16 @@ def job_views(store: Store, mode: str, *, limit: int = 20, unfinished_only: bool
     return [job_view(store, job, names.get(job.list_id, f"list {job.list_id}")) for job in jobs]
 
 
-def cancel(store: Store, job_id: int) -> VerificationJob | None:
-    """Cancel a job: queued ones stop at once, running ones when the worker has told Clearout."""
-    return store.cancel_job(job_id)
+def cancel(store: Store, job_id: int, *, user: User) -> VerificationJob | None:
+    """Cancel a job: queued ones stop at once, running ones when the worker has told Clearout.
+
+    Raises:
+        NotAllowed: `user` is not an operator.
+    """
+    require(user, OPERATOR, "Cancelling a verification")
+    job = store.cancel_job(job_id)
+    actions.record(store, user, "verify_cancelled", target=f"job {job_id}")
+    return job
 
 
 def waiting_reason(store: Store, mode: str, *, has_token: bool) -> str | None:
@@ -167,7 +176,8 @@ class StartReadiness:
 
 
 def start_readiness(plan: VerificationPlan, balance: Balance, reserved: int, *, list_name: str,
-                    running: VerificationJob | None, verified_before: bool) -> StartReadiness:
+                    running: VerificationJob | None, verified_before: bool,
+                    part_rows: int = 500_000) -> StartReadiness:
     """Whether a run can start now and what to say: in flight, balance unknown, not enough credits,
     nothing to buy. A list verified before is offered "Verify again" as a secondary action: its
     verdicts are on Results already, so spending more is not the obvious next step."""
@@ -185,4 +195,8 @@ def start_readiness(plan: VerificationPlan, balance: Balance, reserved: int, *, 
     elif not plan.to_verify and plan.unique_emails:
         tone, message = "success", ("Nothing to buy: every address has a fresh verdict or fails the syntax check. "
                                     "Starting finishes at once, without using Clearout.")
+    elif (parts := plan.parts(part_rows)) > 1:
+        tone, message = "info", (f"These {plan.to_verify:,} addresses go to Clearout as {parts} files of at most "
+                                 f"{part_rows:,} (Clearout's advice). The parts queue through Clearout's three slots "
+                                 "with the other lists; a part that fails is retried alone.")
     return StartReadiness(tone, message, label, primary=not verified_before, disabled=blocked)

@@ -21,6 +21,7 @@ from lib.runtime import MissingSecretError
 from lib.store import DuplicateRun, Store
 from tests.export.support import (assert_state_matches_plan, client_for, connect, csv_list, make_verified_list,
                                   profile_of, pull)
+from tests.access_support import OPERATOR, OTHER_OPERATOR
 
 APPEND = ExportOptions(unsubscribe=True, append=True)
 
@@ -42,7 +43,7 @@ def run_plan(store: Store, sb, plan, *, batch_size: int = 40, concurrency: int =
              **kwargs):
     if unknown_prior is None and plan.needs_prior_choice:
         unknown_prior = UNKNOWN_PRIOR_LEAVE
-    run = runs.start_run(store, plan, connect(store, sb), actor="tester", batch_size=batch_size,
+    run = runs.start_run(store, plan, connect(store, sb), user=OPERATOR, batch_size=batch_size,
                          unknown_prior=unknown_prior)
     with client_for(sb) as client:
         return RunApplier(store, run.id, client, concurrency=concurrency, **kwargs).apply()
@@ -74,7 +75,7 @@ def test_killed_mid_run_resumes_without_resending_finished_batches(make_sandbox,
     sb = make_sandbox()
     record = make_verified_list(store, pull(sb, 600), every(2, C.INVALID))
     plan = planned(store, record)
-    run = runs.start_run(store, plan, connect(store, sb), actor="tester", batch_size=20)
+    run = runs.start_run(store, plan, connect(store, sb), user=OPERATOR, batch_size=20)
     assert run.batches_total == 15
 
     seen: list[int] = []
@@ -104,7 +105,7 @@ def test_killed_mid_run_resumes_without_resending_finished_batches(make_sandbox,
 def test_worker_applies_runs_and_waits_for_a_missing_passcode(make_sandbox, store) -> None:
     sb = make_sandbox()
     record = make_verified_list(store, pull(sb, 60), every(2, C.INVALID))
-    run = runs.start_run(store, planned(store, record), connect(store, sb), actor="tester")
+    run = runs.start_run(store, planned(store, record), connect(store, sb), user=OPERATOR)
     passcode: list[str] = []
 
     def client_for_run(_run) -> CleverTapClient:
@@ -126,7 +127,7 @@ def test_worker_thread_stops_and_another_resumes(make_sandbox, store) -> None:
     sb = make_sandbox(latency_ms=20)
     record = make_verified_list(store, pull(sb, 300), every(1, C.INVALID))
     plan = planned(store, record)
-    run = runs.start_run(store, plan, connect(store, sb), actor="tester", batch_size=10)
+    run = runs.start_run(store, plan, connect(store, sb), user=OPERATOR, batch_size=10)
     recorded = threading.Event()
     client = client_for(sb)
     stop = threading.Event()
@@ -178,13 +179,14 @@ def test_guardrail_refuses_without_the_typed_confirmation(make_sandbox, store) -
     connection = connect(store, sb)
     for typed in ("", "yes", "UNSUBSCRIBE 1"):
         with pytest.raises(runs.GuardrailError):
-            runs.start_run(store, plan, connection, actor="t", confirmation=typed)
+            runs.start_run(store, plan, connection, user=OPERATOR, confirmation=typed)
     assert store.list_export_runs() == []
-    run = runs.start_run(store, plan, connection, actor="t",
+    run = runs.start_run(store, plan, connection, user=OPERATOR,
                            confirmation=f"UNSUBSCRIBE {plan.summary.to_unsubscribe}")
     assert run.state == "running"
     with pytest.raises(DuplicateRun, match="already applied"):
-        runs.start_run(store, plan, connection, actor="t", confirmation=f"UNSUBSCRIBE {plan.summary.to_unsubscribe}")
+        runs.start_run(store, plan, connection,
+                       user=OPERATOR, confirmation=f"UNSUBSCRIBE {plan.summary.to_unsubscribe}")
 
 
 def test_email_only_list_goes_through_the_subscribe_api(make_sandbox, store) -> None:
@@ -233,7 +235,7 @@ def test_unprocessed_records_are_listed_and_retried(make_sandbox, store) -> None
                 body = json.dumps({"d": records}).encode()
             return super().upload_encoded(body, count, **kwargs)
 
-    run = runs.start_run(store, plan, connect(store, sb), actor="tester", batch_size=25)
+    run = runs.start_run(store, plan, connect(store, sb), user=OPERATOR, batch_size=25)
     with DropsOneRecordOnce(sb.account_id, sb.passcode, sb.region, base_url=sb.clevertap_base_template) as client:
         run = RunApplier(store, run.id, client).apply()
     listed = views.run_changes(store, run.id, outcomes=["unprocessed"])
@@ -241,7 +243,7 @@ def test_unprocessed_records_are_listed_and_retried(make_sandbox, store) -> None
     assert set(listed["Value"]) == {"not an object id!", flaky}
     assert listed["Why"].str.contains("objectId is invalid").all()
 
-    retry = runs.start_retry(store, run.id, actor="tester")
+    retry = runs.start_retry(store, run.id, user=OPERATOR)
     assert retry.kind == "retry" and retry.parent_run_id == run.id and retry.tag == run.tag
     with client_for(sb) as client:
         retry = RunApplier(store, retry.id, client).apply()
@@ -287,7 +289,7 @@ def test_undo_restores_exactly_the_prior_state(make_sandbox, store) -> None:
     # Read as unsubscribed just before sending, or unsubscribed in the list already: never flipped.
     assert undo_plan.counts["were_unsubscribed_before"] == len(unknown) + len(before_false)
 
-    undo_run = undo.start_undo(store, run.id, actor="tester", batch_size=30)
+    undo_run = undo.start_undo(store, run.id, user=OPERATOR, batch_size=30)
     assert undo_run.kind == "undo" and undo_run.parent_run_id == run.id
     with client_for(sb) as client:
         undo_run = RunApplier(store, undo_run.id, client).apply()
@@ -329,7 +331,7 @@ def test_undo_of_an_email_only_run_resubscribes_addresses(make_sandbox, store) -
     before = dict(zip(rows["email"].str.strip().str.lower(), rows["MSG-email"]))
     expected = sum(1 for v in store.export_changes(run.id)["prior_msg_email"] if v == 1)
     assert undo_plan.will_resubscribe == expected > 0
-    undo_run = undo.start_undo(store, run.id, actor="tester")
+    undo_run = undo.start_undo(store, run.id, user=OPERATOR)
     with client_for(sb) as client:
         undo_run = RunApplier(store, undo_run.id, client).apply()
     assert undo_run.state == "done"
@@ -354,11 +356,11 @@ def test_a_csv_list_s_unsubscribes_are_undone_as_chosen(make_sandbox, store, no_
     assert plan.method == "subscribe" and plan.needs_prior_choice and plan.unknown_before == len(emails)
     assert any("no CleverTap API reads that" in n for n in plan.notes)
     with pytest.raises(runs.PriorChoiceNeeded):
-        runs.start_run(store, plan, connect(store, sb), actor="Ana")
+        runs.start_run(store, plan, connect(store, sb), user=OPERATOR)
     assert views.apply_readiness(plan, "", "Sandbox", None).disabled
     assert not views.apply_readiness(plan, "", "Sandbox", None, choice).disabled
-    run = runs.start_run(store, plan, connect(store, sb, name="Other"), actor="Ana", unknown_prior=choice)
-    assert run.policy["unknown_prior"] == choice and run.policy["unknown_prior_chosen_by"] == "Ana"
+    run = runs.start_run(store, plan, connect(store, sb, name="Other"), user=OPERATOR, unknown_prior=choice)
+    assert run.policy["unknown_prior"] == choice and run.policy["unknown_prior_chosen_by"] == OPERATOR.email
     with client_for(sb) as client:
         run = RunApplier(store, run.id, client).apply()
     assert run.state == "done" and run.counts["prior_no_profile"] == len(NOBODY)
@@ -381,7 +383,7 @@ def test_a_csv_list_s_unsubscribes_are_undone_as_chosen(make_sandbox, store, no_
     subscribed_before = int(rows["MSG-email"].fillna(True).sum())  # the others were unsubscribed already
     resubscribed = subscribed_before + (len(NOBODY) if choice == UNKNOWN_PRIOR_RESUBSCRIBE else 0)
     assert 0 < subscribed_before and preview.will_resubscribe == resubscribed
-    undo_run = undo.start_undo(store, run.id, actor="Ben")
+    undo_run = undo.start_undo(store, run.id, user=OTHER_OPERATOR)
     with client_for(sb) as client:
         undo_run = RunApplier(store, undo_run.id, client).apply()
     assert undo_run.state == "done" and undo_run.processed == resubscribed
@@ -409,10 +411,10 @@ def test_a_run_without_a_recorded_choice_asks_for_it_at_undo(make_sandbox, store
     assert (preview.resubscribes(None), preview.resubscribes(UNKNOWN_PRIOR_RESUBSCRIBE)) == (0, len(NOBODY))
     assert "3 addresses CleverTap had no profile for" in views.undo_choice_question(preview)
     with pytest.raises(runs.ExportError, match="choose whether undo"):
-        undo.start_undo(store, run.id, actor="Ben")
-    undo_run = undo.start_undo(store, run.id, actor="Ben", unknown_prior=UNKNOWN_PRIOR_RESUBSCRIBE)
+        undo.start_undo(store, run.id, user=OTHER_OPERATOR)
+    undo_run = undo.start_undo(store, run.id, user=OTHER_OPERATOR, unknown_prior=UNKNOWN_PRIOR_RESUBSCRIBE)
     assert undo_run.policy["unknown_prior"] == UNKNOWN_PRIOR_RESUBSCRIBE
-    assert undo_run.policy["unknown_prior_chosen_by"] == "Ben"
+    assert undo_run.policy["unknown_prior_chosen_by"] == OTHER_OPERATOR.email
     with client_for(sb) as client:
         RunApplier(store, undo_run.id, client).apply()
     assert all(sb.address_subscription(a) is True for a in NOBODY)
@@ -422,13 +424,13 @@ def test_failed_batch_fails_the_run_and_resume_sends_the_rest(make_sandbox, stor
     sb = make_sandbox()
     record = make_verified_list(store, pull(sb, 100), every(1, C.INVALID))
     plan = planned(store, record)
-    run = runs.start_run(store, plan, connect(store, sb), actor="tester", batch_size=25)
+    run = runs.start_run(store, plan, connect(store, sb), user=OPERATOR, batch_size=25)
     with CleverTapClient(sb.account_id, "wrong-passcode", sb.region, base_url=sb.clevertap_base_template) as bad:
         run = RunApplier(store, run.id, bad, concurrency=1).apply()
     assert run.state == "failed" and "passcode" in run.error
     assert "wrong-passcode" not in run.error
     assert store.audit_log(run_id=run.id)[0].outcome == "error"
-    runs.resume_run(store, run.id)
+    runs.resume_run(store, run.id, user=OPERATOR)
     with client_for(sb) as client:
         run = RunApplier(store, run.id, client).apply()
     assert run.state == "done" and store.export_outcome_counts(run.id) == {"ok": len(plan.read_changes())}
@@ -437,11 +439,11 @@ def test_failed_batch_fails_the_run_and_resume_sends_the_rest(make_sandbox, stor
 def test_stop_from_a_page_leaves_a_resumable_run(make_sandbox, store) -> None:
     sb = make_sandbox()
     record = make_verified_list(store, pull(sb, 100), every(1, C.INVALID))
-    run = runs.start_run(store, planned(store, record), connect(store, sb), actor="t", batch_size=10)
-    runs.stop_run(store, run.id)
+    run = runs.start_run(store, planned(store, record), connect(store, sb), user=OPERATOR, batch_size=10)
+    runs.stop_run(store, run.id, user=OPERATOR)
     with client_for(sb) as client:
         assert RunApplier(store, run.id, client).apply().state == "cancelled"
     assert sb.stats()["requests"].get("clevertap.upload", 0) <= 15
-    runs.resume_run(store, run.id)
+    runs.resume_run(store, run.id, user=OPERATOR)
     with client_for(sb) as client:
         assert RunApplier(store, run.id, client).apply().state == "done"

@@ -13,6 +13,7 @@ from lib.export.undo import start_undo
 from lib.store import DuplicateRun, Store
 from tests.export.support import client_for, connect, make_verified_list, pull
 from tests.race_support import in_processes, in_threads
+from tests.access_support import OPERATOR, OTHER_OPERATOR
 
 
 def test_one_plan_applied_twice_from_two_threads_makes_one_run(make_sandbox, tmp_path) -> None:
@@ -22,7 +23,7 @@ def test_one_plan_applied_twice_from_two_threads_makes_one_run(make_sandbox, tmp
     plan = plan_export(store, record.id, ExportOptions(), guardrail_pct=100)
     connection = connect(store, sb)
 
-    results = in_threads(lambda: start_run(store, plan, connection, actor="ana"))
+    results = in_threads(lambda: start_run(store, plan, connection, user=OPERATOR))
 
     runs = [r for r in results if not isinstance(r, Exception)]
     refused = [r for r in results if isinstance(r, DuplicateRun)]
@@ -56,10 +57,10 @@ def test_a_second_plan_of_a_list_waits_while_the_first_is_sending(make_sandbox, 
     record = make_verified_list(store, pull(sb, 30), lambda i: C.INVALID)
     connection = connect(store, sb)
     first = start_run(store, plan_export(store, record.id, ExportOptions(), guardrail_pct=100), connection,
-                      actor="ana")
+                      user=OPERATOR)
     second_plan = plan_export(store, record.id, ExportOptions(), guardrail_pct=100)
     try:
-        start_run(store, second_plan, connection, actor="ben")
+        start_run(store, second_plan, connection, user=OTHER_OPERATOR)
     except DuplicateRun as exc:
         assert f"run {first.id} (by ana" in exc.message and "still sending" in exc.message
     else:
@@ -72,11 +73,11 @@ def test_two_undos_of_one_run_make_one_undo_run(make_sandbox, tmp_path) -> None:
     rows = pull(sb, 60)
     record = make_verified_list(store, rows, lambda i: C.INVALID if i % 2 == 0 else C.VALID)
     plan = replace(plan_export(store, record.id, ExportOptions(), guardrail_pct=100))
-    run = start_run(store, plan, connect(store, sb), actor="ana")
+    run = start_run(store, plan, connect(store, sb), user=OPERATOR)
     with client_for(sb) as client:
         assert RunApplier(store, run.id, client).apply().state == "done"
 
-    results = in_threads(lambda: start_undo(store, run.id, actor="ana"))
+    results = in_threads(lambda: start_undo(store, run.id, user=OPERATOR))
 
     undos = [r for r in results if not isinstance(r, Exception)]
     refused = [r for r in results if isinstance(r, Exception)]

@@ -1,6 +1,7 @@
 """Helpers for AppTest page tests: an isolated app environment and the rendered text of a page."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from collections.abc import Iterator
@@ -60,6 +61,12 @@ def rendered_text(at: AppTest) -> str:
 
     walk(at._tree)
     return "\n".join(parts)
+
+
+def plain(markdown: str) -> str:
+    """Markdown as a person reads it, for the backslash escapes of lib.ui.escape_md (user and lib text
+    is escaped wherever Streamlit renders Markdown): `clearout\\.io` reads `clearout.io`."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def page_errors(at: AppTest) -> list[str]:

@@ -14,6 +14,7 @@ from lib.export.planfile import plan_export
 from tests.export.support import make_verified_list, pull
 from tests.pages.support import app_test, isolate_app, page_errors, release_app, rendered_text, start_worker
 from tests.pages.test_export import wait_for_task, wait_until_done
+from tests.access_support import ADMIN, OPERATOR
 
 
 @pytest.fixture(autouse=True)
@@ -44,16 +45,16 @@ def test_lists_runs_and_undoes_one(monkeypatch, tmp_path, make_sandbox) -> None:
     start_worker()
     rt = ui.runtime()
     connection = conn.check_and_save(rt, name="Sandbox demo", account_id=sb.account_id, passcode=sb.passcode,
-                                     region="IN1")
+                                     region="IN1", user=ADMIN)
     record = make_verified_list(rt.store, pull(sb, 80), lambda i: C.INVALID if i % 5 == 0 else C.VALID)
     plan = plan_export(rt.store, record.id, ExportOptions(), guardrail_pct=30)
-    run = wait_until_done(runs.start_run(rt.store, plan, connection, actor="Ana").id)
+    run = wait_until_done(runs.start_run(rt.store, plan, connection, user=OPERATOR).id)
     assert run.state == "done"
 
     at.switch_page("pages/history.py").run()
     assert not at.exception, page_errors(at)
     run_rows = table(at, "Tag")
-    assert run_rows["Run"].tolist() == [run.id] and run_rows["Who"].tolist() == ["Ana"]
+    assert run_rows["Run"].tolist() == [run.id] and run_rows["Who"].tolist() == [OPERATOR.email]
     changes = table(at, "Outcome")
     assert len(changes) == plan.summary.changes and set(changes["Outcome"]) == {"ok"}
     assert set(changes["MSG-email before"]) == {"subscribed"}

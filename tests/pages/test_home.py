@@ -20,6 +20,7 @@ from tests.pages.support import (
     wait_for,
 )
 from tests.verification.support import make_list
+from tests.access_support import OPERATOR
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +32,7 @@ def _release() -> Iterator[None]:
 def request(store: Store, list_id: int, credits: int, mode: str):
     """What Start on Verify records (the worker has not prepared it yet)."""
     return start_verification(store, plan_verification(store, list_id, cache_days=30), available_credits=credits,
-                              mode=mode)
+                              mode=mode, user=OPERATOR)
 
 
 def test_a_new_user_sees_the_five_steps_and_where_to_start(monkeypatch, tmp_path: Path) -> None:

@@ -13,7 +13,9 @@ import pytest
 
 from lib import audiences, lists, ui
 from lib import connections as conn
-from tests.pages.support import app_test, isolate_app, page_errors, release_app, rendered_text, start_worker, wait_for
+from tests.pages.support import (app_test, isolate_app, page_errors, plain, release_app, rendered_text, start_worker,
+                                 wait_for)
+from tests.access_support import ADMIN, OPERATOR
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +32,8 @@ def open_lists(monkeypatch, tmp_path, *, connect: bool = True, **environ):
     rt = ui.runtime()
     if connect and rt.sandbox is not None:
         sb = rt.sandbox
-        conn.check_and_save(rt, name="Sandbox demo", account_id=sb.account_id, passcode=sb.passcode, region="IN1")
+        conn.check_and_save(rt, name="Sandbox demo", account_id=sb.account_id, passcode=sb.passcode, region="IN1",
+                            user=ADMIN)
     at.switch_page("pages/lists.py").run()
     assert not at.exception, page_errors(at)
     return at
@@ -51,7 +54,7 @@ def pulled(list_id: int) -> bool:
 def add_csv(rows: int = 150, name: str = "Newsletter"):
     data = ("Identity,Email\n" + "".join(f"{i},user{i}@example.com\n" for i in range(rows))).encode()
     record, _ = lists.add_csv_list(ui.runtime().store, ui.runtime().mode, io.BytesIO(data),
-                                   file_name="newsletter.csv", max_bytes=10**6, name=name)
+                                   file_name="newsletter.csv", max_bytes=10**6, name=name, user=OPERATOR)
     return record
 
 
@@ -121,7 +124,8 @@ def test_failed_pull_shows_its_error_and_pulls_again(monkeypatch, tmp_path) -> N
     rt = ui.runtime()
     connection = rt.store.list_connections("sandbox")[0]
     audience = audiences.save_audience(rt.store, audiences.build_query(connection.id, "Charged",
-                                                                       *audiences.default_range()), "Buyers")
+                                                                       *audiences.default_range()), "Buyers",
+                                                                       user=OPERATOR)
     rt.store.create_list(name="Buyers", mode="sandbox", source_kind="audience", source="q", audience_id=audience.id,
                          connection_id=connection.id, state="failed")
     failed = rt.store.update_list(rt.store.list_lists("sandbox")[0].id, error="CleverTap refused the query")
@@ -144,7 +148,7 @@ def test_preview_rename_and_delete(monkeypatch, tmp_path) -> None:
     assert len(preview) == 100 and preview["Email"].iloc[0] == "user0@example.com"
     at.text_input(key=f"lists_rename_{record.id}").input("  ")
     at.button(key="lists_rename").click().run()
-    assert "Give the list a name." in [e.value for e in at.error]
+    assert "Give the list a name." in [plain(e.value) for e in at.error]
     at.text_input(key=f"lists_rename_{record.id}").input("Monthly newsletter")
     at.button(key="lists_rename").click().run()
     assert ui.runtime().store.get_list(record.id).name == "Monthly newsletter"

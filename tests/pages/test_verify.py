@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from lib.store import Store
-from tests.pages.support import balance_read, open_page, page_errors, release_app, wait_for
+from tests.pages.support import balance_read, open_page, page_errors, plain, release_app, wait_for
 from tests.verification.support import make_list, verdicts
+from tests.access_support import OPERATOR
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +74,7 @@ def test_insufficient_credits_says_how_many_more_and_starts_nothing(monkeypatch,
                      CLEAROUT_API_BASE=sb.clearout_base)
 
     assert metrics(at)["Credits available"] == "5"
-    message = " ".join(e.value for e in at.error)
+    message = plain(" ".join(e.value for e in at.error))
     assert "Buy at least 3 more at clearout.io" in message
     assert at.button(key="verify_start").disabled
     assert store.list_jobs() == []
@@ -101,7 +102,7 @@ def test_an_upload_without_answer_asks_a_person_and_never_offers_a_paid_default(
 
     store, list_id = seed(tmp_path, "live")
     job = start_verification(store, plan_verification(store, list_id, cache_days=30), available_credits=100,
-                             mode="live", requested_by="ana")
+                             mode="live", user=OPERATOR)
     store.update_job(job.id, state="uploading", upload_name="Spring-promo-job1.csv", upload_attempts=1,
                      upload_started_at="2026-11-30T10:42:00+00:00", upload_bytes=2048, attention="upload_uncertain")
     at = open_verify(monkeypatch, tmp_path, balance=False, APP_MODE="live", worker=False)

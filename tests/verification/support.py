@@ -15,6 +15,7 @@ from lib.emails import normalise_emails, valid_syntax_mask
 from lib.store import ListRecord, Store, VerificationJob
 from lib.verification.plan import plan_verification
 from lib.verification.start import prepare_job, start_verification
+from tests.access_support import OPERATOR
 
 
 def make_list(store: Store, emails: Sequence[str | None], *, name: str = "Newsletter",
@@ -53,5 +54,5 @@ def start(store: Store, list_id: int, credits: int | None = 1_000_000, *, cache_
     """Price, request and prepare a run as the Verify page and then the worker do: the job as prepared
     ('queued' with its upload file, or 'done' when nothing was to be bought)."""
     price = plan_verification(store, list_id, cache_days=cache_days, now=now)
-    job = start_verification(store, price, available_credits=credits, mode=mode)
+    job = start_verification(store, price, available_credits=credits, mode=mode, user=OPERATOR)
     return prepare_job(store, job, cache_days=cache_days, now=now, part_rows=part_rows)

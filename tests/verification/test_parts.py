@@ -17,6 +17,8 @@ from lib.verification import views
 from lib.verification.start import retry_failed_parts
 from lib.verification.verdicts import parts_of
 from lib.verification.worker import PART_FAILED
+from lib.access import NotAllowed
+from tests.access_support import OPERATOR, VIEWER
 from tests.verification.support import make_list, start
 from tests.verification.test_worker import client_for, drive, make_worker, people
 
@@ -111,11 +113,11 @@ def test_a_failed_part_is_retried_alone_and_not_bought_twice(make_sandbox, store
     assert view.retryable_parts == 1 and "part 2" in view.detail and "2 of 3 parts done" in view.detail
     uploads_before = sb.stats()["bulk_uploads_accepted"]
 
-    retried = retry_failed_parts(store, job.id, requested_by="ana")
-    assert [(r.part_no, r.state, r.requested_by) for r in retried] == [(2, "queued", "ana")]
+    retried = retry_failed_parts(store, job.id, user=OPERATOR)
+    assert [(r.part_no, r.state, r.requested_by) for r in retried] == [(2, "queued", OPERATOR.email)]
     assert retried[0].clearout_list_id  # Clearout holds the part: fetched again, not uploaded again
     with pytest.raises(V.VerificationError, match="No part"):
-        retry_failed_parts(store, job.id)  # two presses make one retry
+        retry_failed_parts(store, job.id, user=OPERATOR)  # two presses make one retry
     drive(worker, sb, lambda: store.job(job.id).is_final, seconds=30)
 
     final = store.job(job.id)
@@ -141,7 +143,9 @@ def test_a_part_refused_before_upload_is_sent_again_on_retry(make_sandbox, store
     worker = make_worker(store, lambda: Refusing(real, "nothing"))
     drive(worker, sb, lambda: store.job(job.id).attention == PART_FAILED and
           all(p.is_final for p in parts_of(store, job)), seconds=30)
-    retry_failed_parts(store, job.id)
+    with pytest.raises(NotAllowed):
+        retry_failed_parts(store, job.id, user=VIEWER)
+    retry_failed_parts(store, job.id, user=OPERATOR)
     drive(worker, sb, lambda: store.job(job.id).is_final, seconds=30)
     assert store.job(job.id).state == "done"
     assert sb.stats()["bulk_uploads_accepted"] == 2
@@ -157,7 +161,7 @@ def test_cancel_covers_every_part(make_sandbox, store: Store) -> None:
     assert states.count("verifying") == 3 and states.count("queued") == 2
     sb.clock.advance(10)
 
-    assert views.cancel(store, job.id).cancel_requested == 1
+    assert views.cancel(store, job.id, user=OPERATOR).cancel_requested == 1
     assert [p.state for p in parts_of(store, job)][3:] == ["cancelled", "cancelled"]  # never sent: ended at once
     drive(worker, sb, lambda: store.job(job.id).is_final, seconds=30)
 
@@ -182,3 +186,16 @@ def test_progress_counts_every_part_by_its_size(make_sandbox, store: Store) -> N
     view = views.job_view(store, halfway, "g")
     assert view.label.startswith("Verifying in 2 parts") and [p.job.state for p in view.parts] == ["verifying"] * 2
     assert 0 < view.progress < 1 and [p.list_name for p in view.parts] == ["Part 1 of 2", "Part 2 of 2"]
+
+
+def test_the_verify_page_says_a_big_list_goes_in_parts(store: Store) -> None:
+    from lib.verification.balance import Balance
+
+    record = make_list(store, people("s", 20))
+    price = V.plan_verification(store, record.id, cache_days=30)
+    ready = views.start_readiness(price, Balance(available=100, message=None), 0, list_name="s",
+                                  running=None, verified_before=False, part_rows=PART)
+    assert ready.tone == "info" and "as 3 files of at most 7" in (ready.message or "") and not ready.disabled
+    whole = views.start_readiness(price, Balance(available=100, message=None), 0, list_name="s",
+                                  running=None, verified_before=False, part_rows=500_000)
+    assert whole.message is None

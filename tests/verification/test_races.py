@@ -11,6 +11,7 @@ from lib.verification.start import prepare_job, start_verification
 from lib.verification.worker import VerificationWorker
 from tests.race_support import in_processes, in_threads
 from tests.verification.support import make_list
+from tests.access_support import OPERATOR
 
 
 def finish(store: Store, sb, job_id: int) -> None:
@@ -32,7 +33,7 @@ def test_two_threads_starting_one_list_make_one_job_and_one_charge(make_sandbox,
     price = plan_verification(store, record.id, cache_days=30)
 
     results = in_threads(lambda: start_verification(store, price, available_credits=1_000, mode="sandbox",
-                                                    requested_by="ana"))
+                                                    user=OPERATOR))
 
     jobs = [r for r in results if not isinstance(r, Exception)]
     refused = [r for r in results if isinstance(r, ActiveJobExists)]
@@ -56,7 +57,7 @@ def test_two_processes_starting_one_list_make_one_job_and_one_charge(make_sandbo
     made = [a["job"] for a in answers if "job" in a]
     refused = [a["refused"] for a in answers if "refused" in a]
     assert len(made) == 1 and len(refused) == 1, answers
-    assert "already being verified" in refused[0] and "started by proc" in refused[0]
+    assert "already being verified" in refused[0] and f"started by {OPERATOR.email}" in refused[0]
     assert [j.id for j in store.list_jobs()] == made
     prepare_job(store, store.job(made[0]), cache_days=30)
     finish(store, sb, made[0])

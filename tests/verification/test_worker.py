@@ -24,6 +24,7 @@ from lib.verification.start import attach_list_id, confirm_upload_again, start_v
 from lib.verification.worker import VerificationWorker
 from lib.worker.loop import LoopThread
 from tests.verification.support import make_list, start, verdicts
+from tests.access_support import OPERATOR
 
 # Clearout's documented test addresses: deterministic verdicts, and free (the sandbox charges none).
 TEST_ADDRESSES = ["valid", "invalid", "catch_all", "unknown", "disposable", "role", "free", "gibberish",
@@ -215,13 +216,14 @@ def test_attaching_the_list_clearout_holds_finishes_with_one_charge(make_sandbox
     worker = make_worker(store, client_for(sb))
     worker.run_once()
     with pytest.raises(V.VerificationError, match="list id"):
-        attach_list_id(store, crashed.id, "not an id!")
-    attach_list_id(store, crashed.id, "0123456789abcdef01234567")  # a wrong one: Clearout does not know it
+        attach_list_id(store, crashed.id, "not an id!", user=OPERATOR)
+    attach_list_id(store, crashed.id, "0123456789abcdef01234567",
+                   user=OPERATOR)  # a wrong one: Clearout does not know it
     worker.run_once()
     wrong = store.job(crashed.id)
     assert wrong.attention and wrong.attach_list_id is None and "does not know list" in (wrong.error or "")
 
-    attach_list_id(store, crashed.id, clearout_list_named(sb, crashed.upload_name or ""))
+    attach_list_id(store, crashed.id, clearout_list_named(sb, crashed.upload_name or ""), user=OPERATOR)
     drive(worker, sb, lambda: store.job(crashed.id).is_final)
 
     done = store.job(crashed.id)
@@ -237,8 +239,8 @@ def test_uploading_again_needs_the_confirmation_that_names_the_credits(make_sand
     worker.run_once()
     assert store.job(crashed.id).attention == "upload_uncertain"
     with pytest.raises(V.VerificationError, match="6"):
-        confirm_upload_again(store, crashed.id, credits_at_risk=5, confirmed_by="ana")
-    confirm_upload_again(store, crashed.id, credits_at_risk=6, confirmed_by="ana")
+        confirm_upload_again(store, crashed.id, credits_at_risk=5, user=OPERATOR)
+    confirm_upload_again(store, crashed.id, credits_at_risk=6, user=OPERATOR)
     drive(worker, sb, lambda: store.job(crashed.id).is_final)
 
     done = store.job(crashed.id)
@@ -255,7 +257,7 @@ def test_insufficient_credits_starts_nothing_at_clearout(make_sandbox, store: St
     price = V.plan_verification(store, record.id, cache_days=30)
 
     with pytest.raises(V.InsufficientCreditsError) as caught:
-        start_verification(store, price, available_credits=balance.available, mode="sandbox")
+        start_verification(store, price, available_credits=balance.available, mode="sandbox", user=OPERATOR)
 
     assert caught.value.available == 10 and caught.value.shortfall == 5
     assert store.list_jobs() == []
@@ -285,7 +287,7 @@ def test_without_a_token_jobs_wait_and_say_what_to_enter(make_sandbox, store: St
     assert views.waiting_reason(store, "sandbox", has_token=True) is None
     price = V.plan_verification(store, make_list(store, people("w2", 2)).id, cache_days=30)
     with pytest.raises(V.VerificationError, match="not known yet"):
-        start_verification(store, price, available_credits=None, mode="sandbox")
+        start_verification(store, price, available_credits=None, mode="sandbox", user=OPERATOR)
 
 
 def test_an_invalid_token_fails_the_job_with_the_clients_message(make_sandbox, store: Store) -> None:
@@ -354,7 +356,7 @@ def test_a_list_with_nothing_to_buy_makes_no_clearout_call(make_sandbox, store: 
 
 def test_cancel_a_queued_job_is_immediate(store: Store) -> None:
     job = start(store, make_list(store, people("x", 3)).id)
-    assert views.cancel(store, job.id).state == "cancelled"
+    assert views.cancel(store, job.id, user=OPERATOR).state == "cancelled"
     assert store.claim_jobs("someone", lease_seconds=10, max_active=3) == []
 
 
@@ -367,7 +369,7 @@ def test_cancel_a_running_job_tells_clearout_and_keeps_what_was_paid_for(make_sa
     assert job_state(store, job.id) == "verifying"
     sb.clock.advance(15)  # half way: about half the rows are verified (and charged)
 
-    assert views.cancel(store, job.id).cancel_requested == 1
+    assert views.cancel(store, job.id, user=OPERATOR).cancel_requested == 1
     assert "cancelling" in views.describe(store.get_job(job.id), "y").label
     drive(worker, sb, lambda: store.get_job(job.id).is_final)
 

@@ -21,6 +21,7 @@ from lib.store import Store
 from tests.e2e_support import app_environment
 from tests.export.support import assert_state_matches_plan, connect, make_verified_list, pull
 from tests.verification.support import make_list, start
+from tests.access_support import OPERATOR
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 RESUME_WITHIN_S = 5.0
@@ -83,7 +84,7 @@ def test_sigkill_mid_export_resumes_at_once_and_reaches_exactly_the_plan(make_sa
     store = Store(data_dir)
     record = make_verified_list(store, pull(sb, 600), lambda i: C.INVALID if i % 2 else C.VALID)
     plan = plan_export(store, record.id, ExportOptions(unsubscribe=True, append=True), guardrail_pct=100)
-    run = start_run(store, plan, connect(store, sb), actor="tester", batch_size=4)
+    run = start_run(store, plan, connect(store, sb), user=OPERATOR, batch_size=4)
     assert run.batches_total == 150
 
     first = workers(data_dir, sb)
@@ -158,7 +159,7 @@ def test_sigkill_between_upload_sent_and_list_id_stored_never_pays_twice(make_sa
     assert sb.stats()["bulk_uploads_accepted"] == 1 and store.job(job.id).state == "uploading"
 
     [held] = [item.list_id for item in sb.bulk._lists.values()]  # what app.clearout.io shows
-    attach_list_id(store, job.id, held)
+    attach_list_id(store, job.id, held, user=OPERATOR)
     wait_until(lambda: store.job(job.id).is_final, FINISH_WITHIN_S, "finishing", tmp_path / "worker.log")
     done = store.job(job.id)
     assert done.state == "done" and done.clearout_list_id == held
