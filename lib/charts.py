@@ -164,7 +164,9 @@ def flag_chart(shares: pd.DataFrame) -> go.Figure:
     figure = go.Figure(go.Bar(
         y=shares["label"][::-1], x=shares["share"][::-1], orientation="h", marker_color=COLOURS["Flag"],
         text=[f"{s:.1f}% ({n:,})" for n, s in zip(shares["rows"][::-1], shares["share"][::-1])],
-        textposition="outside", cliponaxis=False, hovertemplate="%{y}: %{x:.1f}% of rows<extra></extra>"))
+        # Inside a bar long enough to hold it, else beside it: beside a long bar it ran off the chart.
+        textposition="auto", insidetextanchor="end", cliponaxis=False,
+        hovertemplate="%{y}: %{x:.1f}% of rows<extra></extra>"))
     _value_axis(figure, shares["share"], horizontal=True, suffix="%")
     figure.update_yaxes(automargin=True)
     return _finish(figure, "Flagged addresses, % of all rows", SMALL_HEIGHT, not shares["rows"].any(),
@@ -189,7 +191,7 @@ def domain_chart(stats: pd.DataFrame, what: str = "domains") -> go.Figure:
         textposition="middle right")
     figure.update_layout(barmode="stack", legend_traceorder="normal")  # plotly reverses stacked legends
     figure.update_yaxes(automargin=True)
-    _value_axis(figure, stats["rows"], horizontal=True, headroom=1.6)
+    _value_axis(figure, stats["rows"], horizontal=True, headroom=1.8)  # room for the figures past the bars
     return _finish(figure, f"Top {len(stats)} {what}: rows · % undeliverable", TALL_HEIGHT, stats.empty)
 
 

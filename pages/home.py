@@ -22,7 +22,7 @@ with main:
         st.info(f"**Next: {upcoming.title}.** {ui.escape_md(upcoming.status)}.", icon=":material/arrow_forward:")
 with side:
     balance = ui.clearout_balance()
-    st.metric("Clearout credits", ui.balance_text(balance))
+    ui.big_metric("Clearout credits", ui.balance_text(balance))
     if balance.message:
         st.caption(ui.escape_md(balance.message))
 

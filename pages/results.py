@@ -40,10 +40,7 @@ ui.metric_row(metrics[4:], border=True)  # the five outcomes, which add up to th
 
 st.subheader("Charts")
 st.caption("Every chart counts rows of the whole list; the filters below narrow only the rows shown.")
-figures = widgets.verified_charts(*key)
-for pair in (figures[start:start + 2] for start in range(0, len(figures), 2)):  # the last one alone, full width
-    for column, figure in zip(st.columns(len(pair)), pair):
-        column.plotly_chart(figure, config=widgets.PLOTLY_CONFIG, theme=None)
+widgets.chart_grid(widgets.verified_charts(*key))
 
 st.subheader("Rows")
 selection = widgets.filters(summary.options)

@@ -11,7 +11,7 @@ import streamlit as st
 
 from lib import actions, serving
 from lib.access import NotAllowed, Role, SignIn, User, local_user, signed_in
-from lib.figures import Metric
+from lib.figures import COMPACT_FROM, Metric, compact_number
 from lib.guide import PAGE_ICONS
 from lib.runtime import Runtime, start_runtime
 from lib.settings import load_settings
@@ -219,10 +219,30 @@ def balance_text(balance: Balance) -> str:
 
 
 def metric_row(metrics: list[Metric], *, border: bool = False) -> None:
-    """Key figures side by side, each with its note under the value and its help on hover."""
-    for column, metric in zip(st.columns(len(metrics)), metrics):
-        column.metric(metric.label, metric.value, metric.note or None, delta_color="off", delta_arrow="off",
-                      help=metric.help or None, border=border)
+    """Key figures side by side, each with its note under the value and its help on hover.
+
+    Each card is as wide as its label, value and note, in a row that wraps: at a narrow window fewer
+    cards share a row instead of each being cut to "6,…" (equal columns truncated at 1024 px). A
+    figure of a million or more is shown short (12.3M), the exact one in its help.
+    """
+    with st.container(horizontal=True, gap="medium"):
+        for metric in metrics:
+            value, exact = _metric_value(metric.value)
+            st.metric(metric.label, value, metric.note or None, delta_color="off", delta_arrow="off",
+                      help=" ".join(t for t in (metric.help, exact) if t) or None, border=border, width="content")
+
+
+def big_metric(label: str, value: str, *, help: str | None = None) -> None:
+    """One figure on its own (a narrow side column on Home): a million or more shown short, exact in help."""
+    shown, exact = _metric_value(value)
+    st.metric(label, shown, help=" ".join(t for t in (help, exact) if t) or None, width="content")
+
+
+def _metric_value(value: str) -> tuple[str, str | None]:
+    digits = value.replace(",", "")
+    if digits.isdigit() and int(digits) >= COMPACT_FROM:
+        return compact_number(int(digits)), f"Exactly {value}."
+    return value, None
 
 
 def say(tone: str | None, message: str | None, icon: str | None = None) -> None:

@@ -9,7 +9,7 @@ from lib.access import ADMIN
 from lib.clevertap import REGIONS
 from lib.errors import UserError
 from lib.runtime import Runtime
-from lib.ui import current_user, escape_md, flash, timestamp
+from lib.ui import big_metric, current_user, escape_md, flash, timestamp
 
 state = st.session_state
 
@@ -162,7 +162,7 @@ def _save_token(rt: Runtime) -> None:
 def clearout_section(rt: Runtime) -> None:
     clearout = conn.clearout_view(rt)
     if clearout.credits is not None:
-        st.metric("Clearout credits available", f"{clearout.credits:,}")
+        big_metric("Clearout credits available", f"{clearout.credits:,}")
         st.caption(clearout.storage_label + (f" · {escape_md(clearout.message)}" if clearout.message else ""))
     elif clearout.storage != "none":
         st.info(f"{escape_md(clearout.message or '')} ({clearout.storage_label})", icon=":material/hourglass_top:")

@@ -47,6 +47,19 @@ def verified_rows(data_dir: str, list_id: int, job_id: int, version: str, select
     return results.matching_rows(runtime().store, _item(list_id, job_id), selection)
 
 
+CHART_WIDTH = 390  # px: two share a row at a 1280- or 1440-px window, one at 1024 (a ~560-px main area)
+
+
+def chart_grid(figures: tuple[go.Figure, ...]) -> None:
+    """The Results charts in a row that wraps, so a narrow window shows one per row instead of squeezing
+    two into half its width (their labels were cut: "61.3% (5,9"); the last, tall one on a row of its own."""
+    *paired, last = figures
+    with st.container(horizontal=True, gap="small"):
+        for figure in paired:
+            st.plotly_chart(figure, config=PLOTLY_CONFIG, theme=None, width=CHART_WIDTH)
+    st.plotly_chart(last, config=PLOTLY_CONFIG, theme=None)
+
+
 def wait_for_merge(item: results.VerifiedList) -> None:
     """The merged file is not written yet: ask the worker for it and wait (the page reruns when ready)."""
     rt = runtime()
