@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
@@ -113,6 +113,15 @@ class ExportOptions:
     rules: tuple[str, ...] = DEFAULT_RULES
     columns: tuple[AppendColumn, ...] = DEFAULT_APPEND
 
+    def to_json(self) -> dict[str, Any]:
+        return {"unsubscribe": self.unsubscribe, "append": self.append, "rules": list(self.rules),
+                "columns": [[c.source, c.name] for c in self.columns]}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> ExportOptions:
+        return cls(unsubscribe=bool(raw["unsubscribe"]), append=bool(raw["append"]), rules=tuple(raw["rules"]),
+                   columns=tuple(AppendColumn(str(source), str(name)) for source, name in raw["columns"]))
+
 
 @dataclass(frozen=True)
 class PlanSummary:
@@ -168,6 +177,26 @@ class ExportPlan:
     def head(self, count: int) -> pd.DataFrame:
         """The first `count` changes (payload samples, previews)."""
         return next(self.change_batches(max(count, 1)), _EMPTY_CHANGES).head(count)
+
+    def to_json(self) -> dict[str, Any]:
+        """A plan whose changes are in files, as a task answer (the worker builds it, a page shows it)."""
+        if self.changes is not None:
+            raise ValueError("a plan in memory has no files to point to")
+        return {"list_id": self.list_id, "job_id": self.job_id, "list_name": self.list_name, "method": self.method,
+                "options": self.options.to_json(), "tag": self.tag, "summary": asdict(self.summary),
+                "errors": list(self.errors), "warnings": list(self.warnings), "notes": list(self.notes),
+                "reasons": self.reasons.to_dict(orient="records"),
+                "changes_files": [str(path) for path in self.changes_files]}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> ExportPlan:
+        reasons = pd.DataFrame(raw["reasons"], columns=["Rule", "Clearout reason", "Profiles"])
+        return cls(list_id=int(raw["list_id"]), job_id=int(raw["job_id"]), list_name=str(raw["list_name"]),
+                   method=str(raw["method"]), options=ExportOptions.from_json(raw["options"]), tag=str(raw["tag"]),
+                   changes=None, summary=PlanSummary(**raw["summary"]), errors=tuple(raw["errors"]),
+                   warnings=tuple(raw["warnings"]), notes=tuple(raw["notes"]),
+                   reasons=reasons.astype({"Profiles": "int64"}),
+                   changes_files=tuple(Path(path) for path in raw["changes_files"]))
 
     def read_changes(self) -> pd.DataFrame:
         """Every change in one frame: for small plans and tests (a big plan does not fit in memory)."""

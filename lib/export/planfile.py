@@ -8,6 +8,7 @@ in that order: the order of a plan in memory.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from lib.export.plan import (RUN_SOURCE, ExportOptions, ExportPlan, PlanContext,
 from lib.store import ListRecord, Store
 
 CHUNK_ROWS = 250_000
+PLAN_KEEP_S = 24 * 3600
 CHANGES_SCHEMA = pa.schema([
     ("key_type", pa.string()), ("key_value", pa.string()), ("email", pa.string()), ("unsubscribe", pa.bool_()),
     ("prior_msg_email", pa.bool_()), ("properties_json", pa.string()), ("rule", pa.string()),
@@ -65,6 +67,7 @@ def plan_export(store: Store, list_id: int, options: ExportOptions, *, guardrail
         tag=tag or new_tag())
     targets = plan_paths(store, context.tag)
     targets[0].parent.mkdir(parents=True, exist_ok=True)
+    forget_old_plans(targets[0].parent)
     repeated = _repeated_rows(store, merged, context, chunk_rows)
     counts, reasons = PlanCounts(), []
     partials = [engine.partial(path) for path in targets]
@@ -93,6 +96,18 @@ def plan_export(store: Store, list_id: int, options: ExportOptions, *, guardrail
     return ExportPlan(list_id=list_id, job_id=job.id, list_name=record.name, method=context.method,
                       options=context.options, tag=context.tag, changes=None, changes_files=targets, summary=summary,
                       errors=errors_out, warnings=warnings, notes=notes_out, reasons=reason_table(found))
+
+
+def forget_old_plans(folder: Path, *, now: float | None = None) -> None:
+    """Delete dry runs older than PLAN_KEEP_S: an applied run keeps its changes in the store, and a
+    dry run nobody applied within a day is made again (the data may have changed meanwhile)."""
+    now = time.time() if now is None else now
+    for path in folder.glob("*.parquet"):
+        try:
+            if now - path.stat().st_mtime > PLAN_KEEP_S:
+                path.unlink()
+        except FileNotFoundError:
+            pass  # another process removed it first
 
 
 def _columns(record: ListRecord, context: PlanContext) -> list[str]:

@@ -17,21 +17,13 @@ from lib.errors import UserError
 from lib.export import runs, views
 from lib.export.payloads import sample_payload
 from lib.export.plan import RULES, ExportOptions, ExportPlan, append_table, columns_from_table, confirmation_phrase
-from lib.export.planfile import plan_export
 from lib.export.undo import start_undo
 from lib.figures import Metric
 from lib.runtime import Runtime
 from lib.store import Connection, ListRecord, Task
-from lib.tasks import request_read_back, request_undo_preview, undo_preview_of
+from lib.tasks import dry_run_of, request_dry_run, request_read_back, request_undo_preview, undo_preview_of
 from lib.ui import audited, counts, current_user, escape_md, flash, link, metric_row, recorder, runtime, timestamp
 from lib.ui.tasks import task_answer
-
-
-@st.cache_resource(ttl=1800, max_entries=2, show_spinner="Dry run: planning every change…")
-def dry_run(data_dir: str, list_id: int, job_id: int, options: ExportOptions, guardrail: float,
-            nonce: int) -> ExportPlan:
-    """The plan, shared read-only (a million-row plan is not copied on every rerun); `nonce` = a new dry run."""
-    return plan_export(runtime().store, list_id, options, guardrail_pct=guardrail)
 
 
 def plan_link(plan: ExportPlan, connection: Connection) -> str:
@@ -152,18 +144,26 @@ def dry_run_section(rt: Runtime, record: ListRecord, connection: Connection) -> 
     job = rt.store.latest_done_job(record.id)
     chosen = (record.id, job.id if job else 0, options, rt.settings.export_guardrail_pct)
     if st.button("Dry run", key="export_dry_run", type="primary"):
-        st.session_state["export_nonce"] = st.session_state.get("export_nonce", 0) + 1
+        try:
+            task = request_dry_run(rt.store, rt.mode, record.id, job.id if job else 0, options,
+                                   guardrail_pct=rt.settings.export_guardrail_pct, user=current_user())
+        except UserError as exc:
+            st.error(escape_md(exc.message))
+            return
         st.session_state["export_planned"] = chosen
+        st.session_state["export_plan_task"] = task.id
     planned = st.session_state.get("export_planned")
     if planned is not None and planned != chosen:
         st.info("Your choices changed since the dry run: run it again to see the exact plan.",
                 icon=":material/refresh:")
     elif planned is not None:
-        try:
-            plan = dry_run(str(rt.settings.data_dir), *chosen, st.session_state["export_nonce"])
-        except UserError as exc:
-            st.error(escape_md(exc.message))
-            return
+        task_answer("export_plan_task", f"Dry run: planning every change of the {record.rows:,} rows…",
+                    lambda task: _show_plan(task, connection))
+
+
+def _show_plan(task: Task, connection: Connection) -> None:
+    plan = dry_run_of(task)
+    if plan is not None:
         dry_run_panel(plan, connection)
 
 
@@ -203,6 +203,7 @@ def dry_run_panel(plan: ExportPlan, connection: Connection) -> None:
             st.error(escape_md(exc.message))
         else:
             st.session_state.pop("export_planned", None)
+            st.session_state.pop("export_plan_task", None)
             st.rerun()
 
 

@@ -65,6 +65,16 @@ def wait_for_task(task_id: int, timeout: float = 30.0):
     return task
 
 
+def dry_run(at):
+    """Press Dry run, let the worker plan it, and show the answer."""
+    at.button(key="export_dry_run").click().run()
+    assert not at.exception, page_errors(at)
+    wait_for_task(at.session_state["export_plan_task"])
+    at.run()
+    assert not at.exception, page_errors(at)
+    return at
+
+
 def test_without_a_verified_list_it_links_to_verify(monkeypatch, tmp_path) -> None:
     at = open_page(monkeypatch, tmp_path, invalid_every=None)
     assert "No verified list yet" in rendered_text(at)
@@ -81,7 +91,8 @@ def test_dry_run_shows_the_plan_then_apply_creates_a_run(monkeypatch, tmp_path) 
     at = open_page(monkeypatch, tmp_path)
     assert not [b for b in at.button if b.key == "export_apply"]  # no apply before a dry run
     at.button(key="export_dry_run").click().run()
-    assert not at.exception, page_errors(at)
+    assert "Dry run: planning every change of the 120 rows" in rendered_text(at)  # the worker plans it
+    dry_run(at)
     rt = ui.runtime()
     expected = plan_export(rt.store, rt.store.list_lists("sandbox")[0].id, ExportOptions(),
                                   guardrail_pct=30).summary
@@ -98,7 +109,7 @@ def test_dry_run_shows_the_plan_then_apply_creates_a_run(monkeypatch, tmp_path) 
     assert "Catch-all is risky, not dead" in rendered_text(at)
     at.checkbox(key="export_rule_catch_all").uncheck().run()
 
-    at.button(key="export_dry_run").click().run()
+    dry_run(at)
     at.button(key="export_apply").click().run()
     assert not at.exception, page_errors(at)
     [run] = ui.runtime().store.list_export_runs()
@@ -114,7 +125,7 @@ def test_dry_run_shows_the_plan_then_apply_creates_a_run(monkeypatch, tmp_path) 
 
 def test_guardrail_needs_the_typed_confirmation(monkeypatch, tmp_path) -> None:
     at = open_page(monkeypatch, tmp_path, invalid_every=2)
-    at.button(key="export_dry_run").click().run()
+    dry_run(at)
     assert "more than the 30% guardrail" in rendered_text(at)
     assert at.button(key="export_apply").disabled
     at.text_input(key="export_confirm").input("UNSUBSCRIBE 1").run()
@@ -131,5 +142,5 @@ def test_guardrail_needs_the_typed_confirmation(monkeypatch, tmp_path) -> None:
 def test_email_only_list_explains_the_subscribe_api(monkeypatch, tmp_path) -> None:
     at = open_page(monkeypatch, tmp_path, email_only=True)
     assert "Subscribe API" in rendered_text(at) and at.checkbox(key="export_append").disabled
-    at.button(key="export_dry_run").click().run()
+    dry_run(at)
     assert '"/1/subscribe"' in at.code[0].value and '"Unsubscribe"' in at.code[0].value
