@@ -70,8 +70,7 @@ def run_panel(run_id: int, key: str) -> None:
                 f"**{escape_md(run.connection_name)}** ({escape_md(run.account_id)}, {run.region}) · by "
                 f"{escape_md(run.actor)} · {timestamp(run.created_at)}")
     if run.state in ("planned", "running"):
-        st.progress(status.fraction, text=("All sent: reading a sample back from CleverTap… " if status.reading_back
-                                           else "Sending… ") + status.line)
+        st.progress(status.fraction, text=views.progress_text(status))
         if status.waiting:
             st.warning(escape_md(status.waiting), icon=":material/key:")
             link("pages/connect.py", "Enter the passcode on Connect to resume")
