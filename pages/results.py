@@ -16,7 +16,7 @@ if not verified:
     st.stop()
 
 by_id = {v.record.id: v for v in verified}
-list_id = st.selectbox("Verified list", list(by_id), key="results_list", on_change=widgets.forget_filters,
+list_id = st.selectbox("Verified list", list(by_id), key="results_list",
                        index=results.default_index(verified, state.get("results_list_id")),
                        format_func=lambda i: by_id[i].label, help="Lists with a finished verification, newest first")
 state["results_list_id"] = list_id  # other pages (Export) read which list is under review
@@ -46,7 +46,7 @@ for pair in (figures[start:start + 2] for start in range(0, len(figures), 2)):  
         column.plotly_chart(figure, config=widgets.PLOTLY_CONFIG, theme=None)
 
 st.subheader("Rows")
-selection = widgets.filters(summary.options)
+selection = widgets.filters(summary.options, list_id)
 found = widgets.verified_rows(*key, selection)
 st.markdown(results.match_text(found.matching, found.total))
 st.dataframe(found.preview, hide_index=True, height=420,
