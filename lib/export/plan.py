@@ -71,8 +71,20 @@ class Rule:
     warning: str | None  # None: always on
 
 
+# Clearout types each Invalid sub-status as a hard or a soft bounce [EVO]. A soft bounce is temporary
+# (the mailbox is full, over its receiving limit, or the server short of resources): the person may
+# read mail again next week, so unsubscribing them is a separate rule, off by default. A "probable
+# spam trap" is typed soft too, but mailing a trap harms the sender's reputation whatever its type,
+# so it stays with the hard Invalid verdicts. (The casing of `bounce_type` is UNCONFIRMED: compared
+# case-insensitively; lib/columns capitalises it for display.)
+SOFT_BOUNCE = "soft"
+SPAM_TRAP_REASON = "Probably Spamtrap/Honeypot"
+
 RULES: tuple[Rule, ...] = (
     Rule("invalid", "Invalid", None),
+    Rule("soft_bounce", "Soft bounce",
+         "A soft bounce is temporary: the mailbox is full or over its receiving limit for now, and often "
+         "takes mail again later. Unsubscribing stops a real person's email for good."),
     Rule("disposable", "Disposable",
          "Disposable addresses are temporary mailboxes: some still deliver for a while, so a real "
          "person may still read them."),
@@ -510,8 +522,12 @@ def _profile_keys(merged: pd.DataFrame, identity_column: str | None,
 def _rule_labels(merged: pd.DataFrame, rules: tuple[str, ...]) -> pd.Series:
     """Per row, the label of the first policy rule its verdict matches (None: not unsubscribed)."""
     status = merged[co.STATUS]
+    soft = (status == co.INVALID) & (merged[co.BOUNCE_TYPE].astype("string[pyarrow]").str.lower() == SOFT_BOUNCE) \
+        & (merged[co.REASON].fillna("") != SPAM_TRAP_REASON)
+    soft = soft.fillna(False).to_numpy(dtype=bool)
     masks = {
-        "invalid": (status == co.INVALID).to_numpy(),
+        "invalid": (status == co.INVALID).to_numpy() & ~soft,
+        "soft_bounce": soft,
         "disposable": (merged[co.DISPOSABLE] == co.YES).to_numpy(),
         "catch_all": (status == co.CATCH_ALL).to_numpy(),
         # An address missing from the result is "Unknown" too, but Clearout never judged it.

@@ -121,7 +121,8 @@ def choices(email_only: bool) -> ExportOptions:
                               key="export_unsubscribe")
     rules = ["invalid"]
     if unsubscribe:
-        st.caption("Always: addresses Clearout verified as **Invalid** (safe to send: No). Add only if you mean it:")
+        st.caption("Always: addresses Clearout verified as **Invalid** that bounce for good (hard bounces, spam "
+                   "traps, blocklisted). Add only if you mean it:")
         for rule in RULES[1:]:
             if st.checkbox(rule.label, key=f"export_rule_{rule.code}", help=rule.warning):
                 rules.append(rule.code)

@@ -167,3 +167,24 @@ def test_reason_counts_and_csv_download() -> None:
     assert list(table["Action"]) == ["Unsubscribe"] * 3
     assert "'=cmd()" in set(table["Clearout reason"])  # neutralised for spreadsheets
     assert set(table["MSG-email before"]) == {"subscribed"}
+
+
+def bounced(types: list[str | None], reasons: list[str]) -> pd.DataFrame:
+    merged = audience([C.INVALID] * len(types), reasons=reasons)
+    merged[C.BOUNCE_TYPE] = pd.Series(types, dtype="string[pyarrow]")
+    return merged
+
+
+def test_soft_bounces_are_a_separate_rule_off_by_default() -> None:
+    merged = bounced(["hard", "soft", "Soft", "soft", None],
+                     ["Mailbox not found", "Message receiving limit reached", "Mailbox quota exceeded",
+                      "Probably Spamtrap/Honeypot", "Domain is part of blocklist"])
+    plan = plan_of(merged, guardrail_pct=100)
+    # Hard bounces, the spam trap (soft by type, harmful to mail anyway) and the blocklisted: by default.
+    assert list(plan.changes["key_value"]) == ["u0", "u3", "u4"]
+    assert plan.summary.by_rule == {"Invalid": 3}
+    both = plan_of(merged, ExportOptions(rules=("soft_bounce",)), guardrail_pct=100)
+    assert list(both.changes["key_value"]) == ["u0", "u1", "u2", "u3", "u4"]
+    assert both.summary.by_rule == {"Invalid": 3, "Soft bounce": 2}
+    assert set(both.changes.loc[both.changes["rule"] == "Soft bounce", "reason"]) == {
+        "Message receiving limit reached", "Mailbox quota exceeded"}
