@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lib import columns as co
 from lib import engine, resultset
-from lib.export.plan import (RUN_SOURCE, ExportOptions, ExportPlan, PlanContext, PlanCounts, PlanError,
+from lib.export.plan import (METHOD_UPLOAD, RUN_SOURCE, ExportOptions, ExportPlan, PlanContext, PlanCounts, PlanError,
                              finish_plan, new_tag, plan_chunk, plan_context, profile_key, reason_table)
 from lib.store import ListRecord, Store
 
@@ -138,9 +139,14 @@ def _repeated_rows(store: Store, merged: Path, context: PlanContext, rows: int) 
     columns = [c for c in (context.email_column, context.identity_column, context.object_id_column) if c]
     try:
         with pq.ParquetWriter(keys_file, pa.schema([("key", pa.string())])) as writer:
-            for _, chunk in _chunks(merged, columns, rows):
-                key_value = profile_key(chunk, context)
-                writer.write_table(pa.table({"key": pa.array(key_value.astype("string[pyarrow]").array, pa.string())}))
+            if context.method == METHOD_UPLOAD:  # the profile key in Arrow, as lib.export.plan reads it
+                for batch in pq.ParquetFile(merged).iter_batches(batch_size=rows, columns=columns):
+                    writer.write_table(pa.table({"key": _upload_key(batch, context).cast(pa.string())}))
+            else:
+                for _, chunk in _chunks(merged, columns, rows):
+                    key_value = profile_key(chunk, context)
+                    writer.write_table(pa.table({"key": pa.array(key_value.astype("string[pyarrow]").array,
+                                                                 pa.string())}))
         with engine.connect(store.data_dir) as con:
             found = con.execute(
                 f"SELECT file_row_number FROM (SELECT file_row_number, row_number() OVER (PARTITION BY key "
@@ -149,6 +155,17 @@ def _repeated_rows(store: Store, merged: Path, context: PlanContext, rows: int) 
     finally:
         keys_file.unlink(missing_ok=True)
     return np.asarray(found["file_row_number"], dtype=np.int64)
+
+
+def _upload_key(batch: pa.RecordBatch, context: PlanContext) -> pa.Array:
+    """`lib.export.plan._profile_keys`' value in Arrow: the identity, else the objectId, each trimmed
+    (pandas' strip is this same Arrow kernel) and null when blank."""
+    def present(column: str | None) -> pa.Array:
+        if not column:
+            return pa.nulls(batch.num_rows, pa.large_string())
+        text = pc.utf8_trim_whitespace(batch.column(column).cast(pa.large_string()))
+        return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.large_string()), text)
+    return pc.coalesce(present(context.identity_column), present(context.object_id_column))
 
 
 def _table(changes: pd.DataFrame) -> pa.Table:
