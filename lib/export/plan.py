@@ -22,42 +22,26 @@ What a plan's records look like on the wire is lib/export/payloads.py.
 """
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lib import columns as co
 from lib.emails import normalise_emails, valid_syntax_mask
 from lib.errors import UserError
+from lib.export.properties import (DEFAULT_APPEND, MAX_VALUE_BYTES, STAMP_PROPERTY, AppendColumn,
+                                   custom_key_warning, properties_json, property_name_errors)
 from lib.merge import NOT_IN_RESULT_REASON
 
-# CleverTap limits [UUP]; the reference gives bytes, platform-considerations gives characters: bytes
-# is the stricter reading, so that is what we check.
-MAX_KEY_BYTES = 120
-
-MAX_VALUE_BYTES = 512
-
-MAX_CUSTOM_KEYS = 256
-
-STAMP_PROPERTY = "Clearout Unsubscribe Run"
-
-RUN_SOURCE = "Export run id"  # pseudo column: the run's tag, written like a Clearout column
-
 UNDONE_PREFIX = "undone "
-
-# Keys CleverTap reserves for its own profile fields; an appended property must not reuse them.
-SYSTEM_KEYS = frozenset({"Name", "Email", "Phone", "Gender", "DOB", "Education", "Employed", "Married",
-                         "Age", "Photo", "Identity", "tz"})
 
 METHOD_UPLOAD, METHOD_SUBSCRIBE = "upload", "subscribe"
 
@@ -99,23 +83,6 @@ RULES: tuple[Rule, ...] = (
 RULE_CODES = tuple(r.code for r in RULES)
 
 DEFAULT_RULES = ("invalid",)
-
-
-@dataclass(frozen=True)
-class AppendColumn:
-    source: str  # a Clearout column name, or RUN_SOURCE
-    name: str    # the CleverTap property name
-
-
-DEFAULT_APPEND: tuple[AppendColumn, ...] = (
-    AppendColumn(co.STATUS, "Clearout Status"),
-    AppendColumn(co.SAFE_TO_SEND, "Clearout Safe to Send"),
-    AppendColumn(co.REASON, "Clearout Reason"),
-    AppendColumn(co.VERIFIED_AT, "Clearout Verified At"),
-    AppendColumn(RUN_SOURCE, "Clearout Export Run"),
-)
-
-APPEND_SOURCES: tuple[str, ...] = (*co.CLEAROUT_COLUMN_NAMES, RUN_SOURCE)
 
 
 @dataclass(frozen=True)
@@ -252,39 +219,6 @@ def confirmation_phrase(plan: ExportPlan) -> str:
     return f"UNSUBSCRIBE {plan.summary.to_unsubscribe}"
 
 
-# ---- checks ---------------------------------------------------------------------------------------
-
-def property_name_errors(columns: Sequence[AppendColumn]) -> list[str]:
-    """Why these property names cannot be written (empty when they can)."""
-    errors, seen = [], set()
-    for column in columns:
-        name = column.name
-        if column.source not in APPEND_SOURCES:
-            errors.append(f"{column.source!r} is not a Clearout column.")
-        if not name.strip():
-            errors.append(f"The property for {column.source} has no name.")
-            continue
-        if name != name.strip():
-            errors.append(f"Property name {name!r} starts or ends with a space.")
-        if len(name.encode()) > MAX_KEY_BYTES:
-            errors.append(f"Property name {name[:40]!r}… is {len(name.encode())} bytes; CleverTap allows "
-                          f"{MAX_KEY_BYTES}.")
-        if name in SYSTEM_KEYS or name.startswith("MSG-") or name == STAMP_PROPERTY:
-            errors.append(f"Property name {name!r} is reserved (a CleverTap field or our undo stamp).")
-        if name.lower() in seen:
-            errors.append(f"Property name {name!r} is used twice.")
-        seen.add(name.lower())
-    return errors
-
-
-def custom_key_warning(columns: Sequence[AppendColumn], unsubscribe: bool) -> str:
-    keys = len(columns) + (1 if unsubscribe else 0)
-    return (f"This export uses {keys} custom profile propert{'y' if keys == 1 else 'ies'} "
-            f"({', '.join([c.name for c in columns] + ([STAMP_PROPERTY] if unsubscribe else []))}). "
-            f"CleverTap allows {MAX_CUSTOM_KEYS} custom keys and refuses records that would go over: "
-            "reuse the same names on every export rather than inventing new ones.")
-
-
 # ---- building -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -399,7 +333,7 @@ def plan_chunk(merged: pd.DataFrame, first: np.ndarray, context: PlanContext) ->
     if context.append_ok:
         verified = merged[co.VERDICT_SOURCE].notna() & (merged[co.VERDICT_SOURCE] != co.SOURCE_NO_EMAIL)
         verified &= merged[co.REASON].fillna("") != NOT_IN_RESULT_REASON
-        properties, dropped = _properties_json(merged, options.columns, context.tag)
+        properties, dropped = properties_json(merged, options.columns, context.tag)
         properties = properties.where(verified.to_numpy() & first)
     appends = properties.notna().to_numpy()
     send = unsubscribe | appends
@@ -537,76 +471,3 @@ def _rule_labels(merged: pd.DataFrame, rules: tuple[str, ...]) -> pd.Series:
     labels = np.select([masks[r.code] for r in chosen], [r.label for r in chosen],
                        default=None)  # type: ignore[call-overload]
     return pd.Series(labels, index=merged.index, dtype=object)
-
-
-def _json_strings(values: pd.Series) -> pa.Array:
-    """Each non-missing value as a JSON literal (str, number or $D_ date), null where missing."""
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        seconds = values.dt.as_unit("ms").array.asi8 // 1000
-        text = pd.Series(seconds, index=values.index).astype("string[pyarrow]")
-        text = ('"$D_' + text + '"').where(values.notna().to_numpy())
-        return pa.array(text.array, pa.large_string())
-    if pd.api.types.is_integer_dtype(values.dtype):
-        return pa.array(values.astype("string[pyarrow]").array, pa.large_string())
-    codes, uniques = pd.factorize(values.astype("string[pyarrow]"), use_na_sentinel=True)
-    encoded = np.array([json.dumps(str(u), ensure_ascii=False) for u in uniques] + [None], dtype=object)
-    return pa.array(encoded[codes], pa.large_string())
-
-
-def _text(value: str) -> pa.Scalar:
-    return pa.scalar(value, pa.large_string())
-
-
-def _properties_json(merged: pd.DataFrame, columns: Sequence[AppendColumn],
-                     tag: str) -> tuple[pd.Series, dict[str, int]]:
-    """Per row, the JSON object of appended properties; and per property, how many values were too long.
-
-    Text columns hold few distinct values (statuses, reasons, domains): each `"name":value` fragment is
-    made once per distinct value and taken per row, and the fragments joined by one Arrow kernel.
-    """
-    n = len(merged)
-    fragments, dropped = [], {}
-    for column in columns:
-        key = json.dumps(column.name, ensure_ascii=False) + ":"
-        if column.source == RUN_SOURCE:  # a tag is short: never over the limit
-            fragments.append(pa.repeat(_text(key + json.dumps(tag)), n))
-            continue
-        source = merged[column.source]
-        if isinstance(source.dtype, pd.DatetimeTZDtype) or pd.api.types.is_integer_dtype(source.dtype):
-            fragments.append(pc.binary_join_element_wise(_text(key), _json_strings(source), _text(""),
-                                                         null_handling="emit_null"))
-            continue
-        codes, uniques = pd.factorize(source.astype("string[pyarrow]"), use_na_sentinel=True)
-        texts = [str(u) for u in uniques]
-        # Bytes, not characters: CleverTap's limit.
-        too_long = np.array([len(text.encode()) > MAX_VALUE_BYTES for text in texts] + [False])
-        made = pa.array([None if long else key + json.dumps(text, ensure_ascii=False)
-                         for text, long in zip(texts, too_long)] + [None], pa.large_string())
-        positions = np.where(codes < 0, len(texts), codes)
-        if count := int(too_long[positions].sum()):
-            dropped[column.name] = count
-        fragments.append(made.take(pa.array(positions)))
-    if not fragments:
-        return pd.Series(pd.NA, index=merged.index, dtype="string[pyarrow]"), dropped
-    joined = pc.binary_join_element_wise(*fragments, _text(","), null_handling="skip")
-    objects = pc.binary_join_element_wise(_text("{"), joined, _text("}"), _text(""))
-    series = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([objects.cast(pa.string())])),
-                       index=merged.index)
-    return series.mask(series == "{}"), dropped
-
-
-# ---- the Append editor ----------------------------------------------------------------------------
-
-def append_table(columns: Sequence[AppendColumn] = DEFAULT_APPEND) -> pd.DataFrame:
-    """Every appendable column, ticked and named as in `columns`: what the page's editor shows."""
-    chosen = {c.source: c.name for c in columns}
-    sources = [c.source for c in columns] + [s for s in APPEND_SOURCES if s not in chosen]
-    return pd.DataFrame({"Append": [s in chosen for s in sources], "Clearout column": sources,
-                         "Property name in CleverTap": [chosen.get(s, s) for s in sources]})
-
-
-def columns_from_table(table: pd.DataFrame) -> tuple[AppendColumn, ...]:
-    """The ticked rows of an edited `append_table`."""
-    ticked = table[table["Append"].fillna(False).astype(bool)]
-    return tuple(AppendColumn(str(source), "" if pd.isna(name) else str(name))
-                 for source, name in zip(ticked["Clearout column"], ticked["Property name in CleverTap"]))

@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 
 from lib import columns as co
 from lib import engine, resultset
-from lib.export.plan import (METHOD_UPLOAD, RUN_SOURCE, ExportOptions, ExportPlan, PlanContext, PlanCounts, PlanError,
+from lib.export.properties import RUN_SOURCE
+from lib.export.plan import (METHOD_UPLOAD, ExportOptions, ExportPlan, PlanContext, PlanCounts, PlanError,
                              finish_plan, new_tag, plan_chunk, plan_context, profile_key, reason_table)
 from lib.store import ListRecord, Store
 

@@ -16,7 +16,8 @@ from lib.access import OPERATOR
 from lib.errors import UserError
 from lib.export import runs, views
 from lib.export.payloads import sample_payload
-from lib.export.plan import RULES, ExportOptions, ExportPlan, append_table, columns_from_table, confirmation_phrase
+from lib.export.plan import RULES, ExportOptions, ExportPlan, confirmation_phrase
+from lib.export.properties import append_table, columns_from_table
 from lib.export.undo import start_undo
 from lib.figures import Metric
 from lib.runtime import Runtime

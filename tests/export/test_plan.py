@@ -9,8 +9,9 @@ import pytest
 
 from lib import columns as C
 from lib.export.payloads import resubscribe_data, sample_payload, upload_body, upload_records
-from lib.export.plan import (DEFAULT_APPEND, MAX_KEY_BYTES, RUN_SOURCE, STAMP_PROPERTY, AppendColumn, ExportOptions,
-                             build_plan, confirmation_phrase, property_name_errors)
+from lib.export.plan import ExportOptions, build_plan, confirmation_phrase
+from lib.export.properties import (DEFAULT_APPEND, MAX_KEY_BYTES, RUN_SOURCE, STAMP_PROPERTY, AppendColumn,
+                                   property_name_errors)
 from lib.export.views import changes_csv, reason_counts
 from lib.merge import append_verdicts
 from tests.export.support import verdicts_for

@@ -12,7 +12,8 @@ import pytest
 from lib import columns as C
 from lib import merge
 from lib.export import planfile
-from lib.export.plan import DEFAULT_APPEND, ExportOptions, ExportPlan, build_plan
+from lib.export.plan import ExportOptions, ExportPlan, build_plan
+from lib.export.properties import DEFAULT_APPEND
 from lib.store import Store
 from tests.export.support import make_verified_list
 
