@@ -41,7 +41,9 @@ ui.metric_row(metrics[4:], border=True)  # the five outcomes, which add up to th
 st.subheader("Charts")
 st.caption("Every chart counts rows of the whole list; the filters below narrow only the rows shown.")
 figures = widgets.verified_charts(*key)
-for pair in (figures[start:start + 2] for start in range(0, len(figures), 2)):  # the last one alone, full width
+st.caption(results.address_line(summary, item.job))
+st.plotly_chart(figures[0], config=widgets.PLOTLY_CONFIG, theme=None)  # the funnel, full width
+for pair in (figures[start:start + 2] for start in range(1, len(figures), 2)):  # the last one alone, full width
     for column, figure in zip(st.columns(len(pair)), pair):
         column.plotly_chart(figure, config=widgets.PLOTLY_CONFIG, theme=None)
 
@@ -58,3 +60,4 @@ st.caption("The list's own columns, in their original order, then the 15 Clearou
 widgets.downloads_section(item, found, selection, key)
 st.divider()
 ui.link("pages/export.py", "Reviewed? Continue to Export: write the verdicts back to CleverTap")
+ui.glossary()

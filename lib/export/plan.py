@@ -116,6 +116,11 @@ class PlanSummary:
     unsubscribe_pct: float   # to_unsubscribe / profiles * 100
     guardrail_pct: float
     prior_known: int         # unsubscribes whose previous MSG-email value the list holds
+    # The funnel from Results' figure to the profiles unsubscribed (lib.funnel), in rows:
+    undeliverable_rows: int = 0     # verdict Invalid or Safe to send = No, as on Results
+    undeliverable_matched: int = 0  # ...of them, taken by the chosen rules
+    matched_rows: int = 0           # rows the chosen rules take (undeliverable or not)
+    matched_with_key: int = 0       # ...of them, naming a profile
 
     @property
     def over_guardrail(self) -> bool:
@@ -246,12 +251,17 @@ class PlanCounts:
     no_key: int = 0
     duplicates: int = 0
     prior_known: int = 0
+    undeliverable_rows: int = 0
+    undeliverable_matched: int = 0
+    matched_rows: int = 0
+    matched_with_key: int = 0
     by_rule: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)  # property -> values too long to send
 
     def add(self, other: PlanCounts) -> None:
         for name in ("list_rows", "profiles", "to_unsubscribe", "to_append", "changes", "already_unsubscribed",
-                     "no_key", "duplicates", "prior_known"):
+                     "no_key", "duplicates", "prior_known", "undeliverable_rows", "undeliverable_matched",
+                     "matched_rows", "matched_with_key"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for mine, theirs in ((self.by_rule, other.by_rule), (self.dropped, other.dropped)):
             for key, value in theirs.items():
@@ -349,7 +359,12 @@ def plan_chunk(merged: pd.DataFrame, first: np.ndarray, context: PlanContext) ->
         "status": merged[co.STATUS][send].astype("string[pyarrow]"),
         "reason": merged[co.REASON][send].astype("string[pyarrow]"),
     }).reset_index(drop=True)
+    ruled = rule.notna().to_numpy()
+    undeliverable = ((merged[co.STATUS] == co.INVALID) | (merged[co.SAFE_TO_SEND] == co.NO)).fillna(False) \
+        .to_numpy(dtype=bool)
     counts = PlanCounts(
+        undeliverable_rows=int(undeliverable.sum()), undeliverable_matched=int((undeliverable & ruled).sum()),
+        matched_rows=int(ruled.sum()), matched_with_key=int((ruled & has_key).sum()),
         list_rows=len(merged), profiles=int(first.sum()), to_unsubscribe=int(unsubscribe.sum()),
         to_append=int(appends.sum()), changes=int(send.sum()), already_unsubscribed=int(already.sum()),
         no_key=int((~has_key).sum()), duplicates=int((has_key & ~first).sum()),
@@ -375,7 +390,9 @@ def finish_plan(counts: PlanCounts, context: PlanContext, errors: list[str], not
         changes=counts.changes, already_unsubscribed=counts.already_unsubscribed, no_key=counts.no_key,
         duplicates=counts.duplicates, by_rule=dict(counts.by_rule),
         unsubscribe_pct=100.0 * to_unsubscribe / profiles if profiles else 0.0, guardrail_pct=guardrail_pct,
-        prior_known=counts.prior_known)
+        prior_known=counts.prior_known, undeliverable_rows=counts.undeliverable_rows,
+        undeliverable_matched=counts.undeliverable_matched, matched_rows=counts.matched_rows,
+        matched_with_key=counts.matched_with_key)
     if summary.no_key:
         what = ("no identity or objectId" if context.method == METHOD_UPLOAD
                 else "no address CleverTap could hold (empty, or failing the syntax check)")

@@ -116,7 +116,8 @@ def _columns(record: ListRecord, context: PlanContext) -> list[str]:
     """The merged file's columns a plan reads: the keys, and the verdict columns it decides on."""
     appended = [c.source for c in context.options.columns if c.source != RUN_SOURCE] if context.append_ok else []
     wanted = [record.email_column, record.identity_column, record.object_id_column, record.msg_email_column,
-              co.STATUS, co.REASON, co.BOUNCE_TYPE, co.DISPOSABLE, co.VERDICT_SOURCE, *appended]
+              co.STATUS, co.SAFE_TO_SEND, co.REASON, co.BOUNCE_TYPE, co.DISPOSABLE, co.VERDICT_SOURCE,
+              *appended]
     return list(dict.fromkeys(c for c in wanted if c))
 
 

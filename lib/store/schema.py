@@ -317,6 +317,11 @@ MIGRATIONS: tuple[str, ...] = (
         AND state IN ('preparing', 'queued', 'uploading', 'verifying', 'downloading', 'parts'))
     BEGIN SELECT RAISE(ABORT, 'one active verification per list'); END
     """,
+    # v7: the funnel's "distinct addresses" of a list (well-formed or not: what gets a verdict), so
+    # Lists, Verify and Results show one number. NULL for lists made before: counted on first view.
+    """
+    ALTER TABLE lists ADD COLUMN distinct_addresses INTEGER
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from lib import download_links
+from lib import download_links, funnel
 from lib.downloads import SPREADSHEET
 from lib.filters import Selection
 
@@ -174,6 +174,11 @@ def dry_run_panel(plan: ExportPlan, connection: Connection) -> None:
     s = plan.summary
     st.subheader("Dry run: exactly what will be sent")
     metric_row(views.plan_metrics(plan))
+    if plan.options.unsubscribe:
+        st.markdown(funnel.export_reconciliation(s))  # figures only: no user text
+        st.plotly_chart(funnel.figure(funnel.export_stages(s), "From the rows your rules take to the profiles "
+                                                               "unsubscribed"),
+                        config={"displaylogo": False}, theme=None, key="export_funnel")
     for message in plan.errors:
         st.error(escape_md(message), icon=":material/block:")
     for message in plan.warnings:

@@ -1,6 +1,7 @@
 """AppTest of the Export page: empty states, dry run, guardrail, apply, the email-only path."""
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -103,6 +104,14 @@ def test_dry_run_shows_the_plan_then_apply_creates_a_run(monkeypatch, tmp_path) 
     assert reasons["Profiles"].sum() == expected.to_unsubscribe and set(reasons["Rule"]) == {"Invalid"}
     assert '"MSG-email": false' in at.code[0].value and '"/1/upload"' in at.code[0].value
     assert not at.button(key="export_apply").disabled  # 25% is under the 30% guardrail
+    # The funnel from Results' undeliverable rows to the profiles unsubscribed adds up.
+    [chart] = [c for c in at.get("plotly_chart") if c.proto.id.endswith("export_funnel") or "funnel" in c.proto.spec]
+    steps = dict(zip(*(json.loads(chart.proto.spec)["data"][0][axis] for axis in ("y", "x"))))
+    assert steps["To unsubscribe"] == expected.to_unsubscribe
+    assert steps["Distinct profiles"] == expected.to_unsubscribe + expected.already_unsubscribed
+    assert steps["Matching your rules"] == expected.matched_rows == expected.undeliverable_matched
+    assert f"{expected.undeliverable_rows:,} undeliverable rows (as on Results)" in rendered_text(at)
+    assert f"= **{expected.to_unsubscribe:,} profiles to unsubscribe**" in rendered_text(at)
 
     at.checkbox(key="export_rule_catch_all").check().run()
     assert "choices changed since the dry run" in rendered_text(at)

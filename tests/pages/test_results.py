@@ -13,7 +13,7 @@ from lib import download_links, downloads, merge, results
 from lib.filters import filter_rows
 from lib.store import Store
 from lib.ui import results as widgets
-from tests.pages.support import app_test, isolate_app, page_errors, release_app
+from tests.pages.support import app_test, isolate_app, page_errors, release_app, rendered_text
 from tests.results_support import make_verified_list
 
 PAGE = "pages/results.py"
@@ -75,10 +75,21 @@ def test_key_figures_and_every_chart(store: Store) -> None:
     assert shown["Credits saved"].value == f"{fx.job.cached + fx.job.syntax_invalid:,}"
 
     charts = elements(at, "plotly_chart")
-    assert len(charts) == 7
+    assert len(charts) == 8
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in charts]
-    assert all(titles) and len(set(titles)) == 7
+    assert all(titles) and len(set(titles)) == 8
     assert all(json.loads(c.proto.config)["displaylogo"] is False for c in charts)
+    # The funnel of rows, and the distinct addresses split as Verify priced them: they reconcile.
+    steps = dict(zip(*(json.loads(charts[0].proto.spec)["data"][0][axis] for axis in ("y", "x"))))
+    syntax_rows = int((merged[co.VERDICT_SOURCE] == co.SOURCE_SYNTAX).sum())
+    assert steps == {"Rows": figures.rows, "With an address": figures.rows - figures.no_email,
+                     "Well-formed": figures.rows - figures.no_email - syntax_rows,
+                     "Not undeliverable": figures.rows - figures.no_email - figures.undeliverable,
+                     "Safe to send": figures.safe_to_send}
+    job = fx.job
+    assert (f"{figures.unique_emails:,} distinct addresses = {job.syntax_invalid:,} syntax errors + "
+            f"{job.cached:,} from the cache + {job.to_verify:,} bought") in rendered_text(at)
+    assert figures.unique_emails == job.syntax_invalid + job.cached + job.to_verify
     assert len(at.dataframe[0].value) == figures.rows  # 800 rows: under the preview bound
     assert match_text(at) == f"All {figures.rows:,} rows match; showing all {figures.rows:,}."
     assert [link.proto.page for link in elements(at, "page_link")] == ["export"]
