@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from lib import download_links, funnel
-from lib.downloads import SPREADSHEET
+from lib.downloads import EXACT, SPREADSHEET
 from lib.filters import Selection
 
 from lib import actions
@@ -27,18 +27,20 @@ from lib.ui import audited, counts, current_user, escape_md, flash, link, metric
 from lib.ui.tasks import task_answer
 
 
-def plan_link(plan: ExportPlan, connection: Connection) -> str:
-    """This session's download link of a plan's changes (lib.download_links), made once per plan."""
-    links: dict[str, str] = st.session_state.setdefault("export_links", {})
-    token = links.get(plan.tag)
+def plan_link(plan: ExportPlan, connection: Connection, flavour: str = SPREADSHEET) -> str:
+    """This session's download link of a plan's changes (lib.download_links), made once per plan and
+    flavour (for a spreadsheet, or exact: identifiers such as objectIds starting with "-" untouched)."""
+    links: dict[tuple[str, str], str] = st.session_state.setdefault("export_links", {})
+    token = links.get((plan.tag, flavour))
     if token is None or download_links.take(token) is None:
         token = download_links.offer(download_links.Download(
             data_dir=runtime().store.data_dir, merged=Path(), parts=plan.changes_files, selection=Selection(),
-            file_format=download_links.CSV, flavour=SPREADSHEET, file_name=f"export-plan-{plan.tag}.csv",
+            file_format=download_links.CSV, flavour=flavour,
+            file_name=f"export-plan-{plan.tag}{'' if flavour == SPREADSHEET else '_exact'}.csv",
             rows=plan.summary.changes, kind=download_links.PLAN,
             on_start=recorder("download_export_plan", f"dry run {plan.tag}: {plan.list_name} → {connection.name}",
                               connection.mode)))
-        links[plan.tag] = token
+        links[(plan.tag, flavour)] = token
     return f"./{download_links.ROUTE}/{token}"
 
 
@@ -190,8 +192,11 @@ def dry_run_panel(plan: ExportPlan, connection: Connection) -> None:
         st.dataframe(views.reason_counts(plan), key="export_reasons", hide_index=True, width="stretch",
                      column_config=counts("Profiles"))
     if s.changes and plan.changes_files:
-        st.link_button(f"Download the {s.changes:,} profiles that will change (CSV for a spreadsheet)",
-                       plan_link(plan, connection), icon=":material/download:")
+        sheet, exact = st.columns(2)
+        sheet.link_button(f"The {s.changes:,} profiles that will change: CSV for a spreadsheet",
+                          plan_link(plan, connection), icon=":material/download:", width="stretch")
+        exact.link_button("The same, CSV exact (identifiers untouched)", plan_link(plan, connection, EXACT),
+                          icon=":material/download:", width="stretch")
     with st.expander("Payload sample: the first records exactly as sent"):
         st.code(json.dumps(sample_payload(plan), indent=2, ensure_ascii=False), language="json")
     confirmation = ""

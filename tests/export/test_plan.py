@@ -168,6 +168,18 @@ def test_reason_counts_and_csv_download() -> None:
     assert list(table["Action"]) == ["Unsubscribe"] * 3
     assert "'=cmd()" in set(table["Clearout reason"])  # neutralised for spreadsheets
     assert set(table["MSG-email before"]) == {"subscribed"}
+    exact = pd.read_csv(io.BytesIO(changes_csv(plan.changes, "exact")))
+    assert "=cmd()" in set(exact["Clearout reason"])  # for re-import: as it is
+
+
+def test_the_exact_plan_csv_keeps_object_ids_that_start_with_a_dash() -> None:
+    merged = audience([C.INVALID, C.INVALID], identities=[None, None])
+    merged["objectId"] = pd.Series(["-3gq2k9", "+44abc"], dtype="string[pyarrow]")
+    plan = plan_of(merged, guardrail_pct=100)
+    exact = pd.read_csv(io.BytesIO(changes_csv(plan.changes, "exact")), dtype=str)
+    assert list(exact["Value"]) == ["-3gq2k9", "+44abc"]  # they still match CleverTap's
+    sheet = pd.read_csv(io.BytesIO(changes_csv(plan.changes)), dtype=str, encoding="utf-8-sig")
+    assert list(sheet["Value"]) == ["'-3gq2k9", "'+44abc"]  # a spreadsheet shows them, does not run them
 
 
 def bounced(types: list[str | None], reasons: list[str]) -> pd.DataFrame:
