@@ -225,7 +225,7 @@ def results_page_rerun(data_dir: Path, rows: int) -> None:
         emit(BENCH, "results_page_first_render", elapsed[0], "s")
         times = []
         for change in ([co.INVALID], [co.INVALID, co.CATCH_ALL], []):
-            at.multiselect(key="results_status").set_value(change)
+            at.multiselect(key=f"results_status_{at.session_state['results_list']}").set_value(change)
             with timer() as elapsed:
                 at.run()
             times.append(elapsed[0])

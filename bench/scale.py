@@ -192,12 +192,12 @@ def step_results(data_dir: Path, list_id: int, rows: int) -> dict[str, Any]:
             at.run()
         reruns.append(t[0])
     for change in ([co.INVALID], [co.INVALID, co.CATCH_ALL], []):
-        at.multiselect(key="results_status").set_value(change)
+        at.multiselect(key=f"results_status_{at.session_state['results_list']}").set_value(change)
         with timer() as t:
             at.run()
         filters.append(t[0])
     for change in ([co.INVALID], [co.INVALID, co.CATCH_ALL], []):  # the same filters again: cached
-        at.multiselect(key="results_status").set_value(change)
+        at.multiselect(key=f"results_status_{at.session_state['results_list']}").set_value(change)
         with timer() as t:
             at.run()
         reruns.append(t[0])

@@ -32,6 +32,7 @@ def connect(data_dir: Path, *, memory_limit: str = MEMORY_LIMIT) -> Iterator[duc
                                  "temp_directory": str(spill), "preserve_insertion_order": True,
                                  "enable_external_access": True})
     try:
+        con.execute("SET enable_progress_bar = false")  # a session option: no bar in the worker's log
         yield con
     finally:
         con.close()

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from lib.export.views import UndoStatus, undo_statuses
+from lib.funnel import list_stages
+from lib.listkeys import with_distinct_addresses
 
 # One icon per page, the same in the navigation, the Home steps and every link to the page. Streamlit
 # bundles the Material Symbols font: emoji would need an emoji font, which many machines lack.
@@ -80,16 +82,16 @@ def next_step(all_steps: list[Step]) -> Step | None:
 
 
 def recent_lists(store: Store, mode: str, limit: int = 5) -> pd.DataFrame:
-    """The newest lists: name, rows, unique addresses, state, and when last verified."""
-    records = store.list_lists(mode)[:limit]
+    """The newest lists: name, rows, distinct addresses (lib.funnel), state, and when last verified."""
+    records = [with_distinct_addresses(store, record) for record in store.list_lists(mode)[:limit]]
     rows = []
     for record in records:
         done = store.latest_done_job(record.id)
         rows.append({
             "List": record.name,
             "Rows": record.rows,
-            "Valid unique addresses": record.unique_emails,
+            "Distinct addresses": next(s.count for s in list_stages(record) if s.label == "Distinct addresses"),
             "State": {"ready": "Ready", "pulling": "Pulling…", "failed": "Failed"}.get(record.state, record.state),
             "Verified": (done.finished_at or "").replace("T", " ")[:16] + " UTC" if done else "Not yet",
         })
-    return pd.DataFrame(rows, columns=["List", "Rows", "Valid unique addresses", "State", "Verified"])
+    return pd.DataFrame(rows, columns=["List", "Rows", "Distinct addresses", "State", "Verified"])

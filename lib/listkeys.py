@@ -31,10 +31,12 @@ class EmailStats:
     unique_emails: int   # distinct normalised addresses among them
     duplicates: int      # valid_emails - unique_emails
     missing_emails: int  # rows with no address at all
+    distinct_addresses: int = 0  # distinct normalised addresses, syntax errors included
 
     def as_changes(self) -> dict[str, int]:
         return {"rows": self.rows, "valid_emails": self.valid_emails, "unique_emails": self.unique_emails,
-                "duplicates": self.duplicates, "missing_emails": self.missing_emails}
+                "duplicates": self.duplicates, "missing_emails": self.missing_emails,
+                "distinct_addresses": self.distinct_addresses}
 
 
 def normalise(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -69,10 +71,19 @@ def stats(keys_path: Path, *, data_dir: Path) -> EmailStats:
     with engine.connect(data_dir) as con:
         found = engine.one_row(
             con, f"SELECT count(*), count(*) FILTER (WHERE valid), count(*) FILTER (WHERE key IS NULL), "
-                 f"count(DISTINCT key) FILTER (WHERE valid) FROM {engine.parquet(keys_path)}")
-    rows, valid_count, missing, unique = (int(v or 0) for v in found)
+                 f"count(DISTINCT key) FILTER (WHERE valid), count(DISTINCT key) FROM {engine.parquet(keys_path)}")
+    rows, valid_count, missing, unique, distinct = (int(v or 0) for v in found)
     return EmailStats(rows=rows, valid_emails=valid_count, unique_emails=unique, duplicates=valid_count - unique,
-                      missing_emails=missing)
+                      missing_emails=missing, distinct_addresses=distinct)
+
+
+def with_distinct_addresses(store: Store, record: ListRecord) -> ListRecord:
+    """The record with its distinct addresses counted (lists made before the count existed get it
+    on first view, from the keys file)."""
+    if record.distinct_addresses is not None or record.state != "ready" or not record.email_column:
+        return record
+    counted = stats(ensure_keys(store, record), data_dir=store.data_dir)
+    return store.update_list(record.id, distinct_addresses=counted.distinct_addresses)
 
 
 def ensure_keys(store: Store, record: ListRecord) -> Path:

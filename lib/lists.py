@@ -18,7 +18,8 @@ from lib import actions
 from lib.access import ADMIN, OPERATOR, User, require
 from lib.errors import UserError
 from lib.csv_import import convert_csv
-from lib.listkeys import write_keys
+from lib.funnel import TERMS, list_stages, syntax_errors
+from lib.listkeys import with_distinct_addresses, write_keys
 from lib.store import ListRecord, Store, StoreError
 
 PREVIEW_ROWS = 100
@@ -151,25 +152,27 @@ def progress(record: ListRecord) -> float | None:
     return min(1.0, record.rows / record.expected_rows)
 
 
-# Short headers keep the table readable at laptop width; the page explains each in its help text.
-COUNT_HELP = {"Rows": "Rows in the list", "Valid": "Rows whose address passes the syntax check",
-              "Unique": "Distinct addresses among the valid ones (trimmed, lower-cased)",
-              "Duplicates": "Valid rows repeating an address already counted", "No email": "Rows without an address"}
+# The funnel's words (lib.funnel): the same on Lists, Verify and Results.
+COUNT_HELP = {label: TERMS[label] for label in ("Rows", "With an address", "Well-formed", "Distinct addresses",
+                                                 "Syntax errors")}
 COUNT_COLUMNS = tuple(COUNT_HELP)
 _STATE_LABELS = {"pulling": "Pulling…", "ready": "Ready", "failed": "Failed"}  # as on Home (lib/guide)
 
 
+def my_lists(store: Store, mode: str) -> list[ListRecord]:
+    """The lists of a mode, newest first, each with its distinct addresses counted."""
+    return [with_distinct_addresses(store, record) for record in store.list_lists(mode)]
+
+
 def overview(records: Sequence[ListRecord]) -> pd.DataFrame:
-    """The "My lists" table: one row per list, newest first, with the data-contract figures."""
+    """The "My lists" table: one row per list, newest first, with the funnel's figures."""
+    stages = [{stage.label: stage.count for stage in list_stages(r)} for r in records]
     frame = pd.DataFrame({
         "Name": [r.name for r in records],
         "State": [_STATE_LABELS.get(r.state, r.state) for r in records],
         "Source": [("CleverTap · " if r.source_kind == "audience" else "CSV · ") + r.source for r in records],
-        "Rows": [r.rows for r in records],
-        "Valid": [r.valid_emails for r in records],
-        "Unique": [r.unique_emails for r in records],
-        "Duplicates": [r.duplicates for r in records],
-        "No email": [r.missing_emails for r in records],
+        **{label: [counted[label] for counted in stages] for label in COUNT_COLUMNS if label != "Syntax errors"},
+        "Syntax errors": [syntax_errors(r) for r in records],
         "Added": pd.to_datetime([r.created_at for r in records], utc=True),
     }, index=pd.Index([r.id for r in records], name="id"))
     return frame

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from lib import charts, downloads, resultset, resultstats
+from lib import charts, downloads, funnel, resultset, resultstats
+from lib import columns as co
 from lib.errors import UserError
 from lib.figures import Metric
 from lib.filters import Selection
@@ -136,9 +137,8 @@ def key_metrics(summary: Summary) -> list[Metric]:
     spent = "n/a" if summary.credits_spent is None else f"{summary.credits_spent:,}"
     return [
         Metric("Rows", f"{f.rows:,}", "rows in the list", "Every row of the list, in its original order."),
-        Metric("Distinct addresses", f"{f.unique_emails:,}", f"incl. {summary.syntax_invalid:,} bad syntax",
-               "Distinct addresses after trimming and lower-casing, including those that fail the syntax "
-               "check: one verdict each. (My lists counts only the valid ones.)"),
+        Metric("Distinct addresses", f"{f.unique_emails:,}", f"incl. {summary.syntax_invalid:,} syntax errors",
+               funnel.TERMS["Distinct addresses"]),
         Metric("Credits spent", spent, "1 per newly verified",
                "Credits this verification cost: one per address Clearout verified now (Unknown results are free)."),
         Metric("Credits saved", f"{summary.credits_saved:,}", "cached + bad syntax",
@@ -156,10 +156,27 @@ def key_metrics(summary: Summary) -> list[Metric]:
     ]
 
 
+def row_funnel(summary: Summary) -> list[funnel.Stage]:
+    """Where every row of the verified list went (lib.funnel)."""
+    syntax_rows = dict(zip(summary.sources["label"], summary.sources["rows"])).get(co.SOURCE_SYNTAX, 0)
+    return funnel.row_stages(summary.figures, int(syntax_rows))
+
+
+def address_line(summary: Summary, job: VerificationJob) -> str:
+    """The distinct addresses as the funnel splits them, and what the bought ones cost."""
+    bought = job.to_verify
+    spent = "" if summary.credits_spent is None else \
+        f" · {summary.credits_spent:,} credits spent (Unknown results are free)"
+    return (f"{summary.figures.unique_emails:,} distinct addresses = {summary.syntax_invalid:,} syntax errors + "
+            f"{summary.cached:,} from the cache + {bought:,} bought{spent}.")
+
+
 def figures(summary: Summary) -> tuple[go.Figure, ...]:
-    """The seven charts in page order: pairs of equal height (status, safe to send; newly verified vs
-    cached, flags; domains, SMTP providers), then the reasons, whose long labels want the full width."""
-    return (charts.status_chart(summary.status), charts.safe_to_send_chart(summary.safe_to_send),
+    """The eight charts in page order: the funnel of rows (full width), then pairs of equal height
+    (status, safe to send; verdict sources, flags; domains, SMTP providers), then the reasons, whose
+    long labels want the full width."""
+    return (funnel.figure(row_funnel(summary), "Where every row went"),
+            charts.status_chart(summary.status), charts.safe_to_send_chart(summary.safe_to_send),
             charts.source_chart(summary.sources), charts.flag_chart(summary.flags),
             charts.domain_chart(summary.domains), charts.provider_chart(summary.providers),
             charts.reason_chart(summary.reasons))

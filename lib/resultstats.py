@@ -64,7 +64,8 @@ def summarise(store: Store, merged: Path, keys: Path, job: VerificationJob) -> S
                         .replace("?", "'" + merge.NOT_IN_RESULT_REASON + "'"))
         unique = int(engine.one_row(con, f"SELECT count(DISTINCT key) FROM {engine.parquet(keys)}")[0])
         status = frame(f"SELECT {q(co.STATUS)} AS value, count(*) AS n FROM {source} GROUP BY ALL")
-        safe = frame(f"SELECT {q(co.SAFE_TO_SEND)} AS value, count(*) AS n FROM {source} GROUP BY ALL")
+        safe = frame(f"SELECT coalesce({q(co.STATUS)} = '{co.NO_EMAIL}', false) AS no_email, "
+                     f"{q(co.SAFE_TO_SEND)} AS value, count(*) AS n FROM {source} GROUP BY ALL")
         sources = frame(f"SELECT {q(co.VERDICT_SOURCE)} AS value, count(*) AS n FROM {source} GROUP BY ALL")
         reasons = frame(f"SELECT {q(co.REASON)} AS reason, {q(co.STATUS)} AS status, count(*) AS n "
                         f"FROM {source} GROUP BY ALL")
@@ -81,7 +82,10 @@ def summarise(store: Store, merged: Path, keys: Path, job: VerificationJob) -> S
     flags = charts.with_share(pd.DataFrame({"label": list(co.FLAG_COLUMNS),
                                              "rows": np.array(flag_row, dtype=np.int64)}), total)
     status_counts = _counts(status, co.STATUS_DTYPE.categories, total)
-    safe_counts = _counts(safe, co.SAFE_TO_SEND_DTYPE.categories, total)
+    chart_safe = safe.assign(value=safe["value"].where(~safe["no_email"].astype(bool), co.SOURCE_NO_EMAIL))
+    safe_counts = _counts(chart_safe.groupby("value", dropna=False, sort=False)["n"].sum().reset_index(),
+                          charts.SAFE_LABELS.categories, total)
+    present_safe = safe.groupby("value", dropna=True)["n"].sum()
     return Summary(
         figures=figures, credits_spent=job.credits_spent, cached=job.cached, syntax_invalid=job.syntax_invalid,
         status=status_counts, safe_to_send=safe_counts, reasons=_reasons(reasons, total),
@@ -90,7 +94,7 @@ def summarise(store: Store, merged: Path, keys: Path, job: VerificationJob) -> S
         sources=_counts(sources, co.SOURCE_DTYPE.categories, total, blank=charts.NOT_IN_RESULT),
         options=FilterOptions(
             statuses=tuple(status_counts.loc[status_counts["label"] != charts.BLANK, "label"]),
-            safe_to_send=tuple(safe_counts.loc[safe_counts["label"] != charts.BLANK, "label"]),
+            safe_to_send=tuple(str(c) for c in co.SAFE_TO_SEND_DTYPE.categories if present_safe.get(c, 0) > 0),
             reasons=_ranked_reasons(reasons),
             flags=tuple(name for name, n in zip(co.FLAG_COLUMNS, flag_row) if n),
             domains=tuple(domains["label"])))

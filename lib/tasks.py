@@ -1,17 +1,39 @@
-"""Requests pages make of the worker process and read back: undo dry runs, read-back checks.
+"""Requests pages make of the worker process and read back: export and undo dry runs, read-back checks.
 
 (An audience count is asked through lib.audiences.) A task asked again while the same one is open
 is that task: two people pressing one button wait for one answer.
 """
 from __future__ import annotations
 
+import json
+
 from lib import actions
 from lib.access import OPERATOR, User, require
+from lib.export.plan import ExportOptions, ExportPlan
 from lib.export.undo import UndoPreview
 from lib.store import Store, Task
 
 UNDO_PREVIEW_TASK = "undo_preview"
 READ_BACK_TASK = "read_back"
+EXPORT_PLAN_TASK = "export_plan"
+
+
+def request_dry_run(store: Store, mode: str, list_id: int, job_id: int, options: ExportOptions, *,
+                    guardrail_pct: float, user: User) -> Task:
+    """Ask the worker for the dry run of an export (a ten-million-row list takes half a minute).
+
+    Raises:
+        NotAllowed: `user` is not an operator (the one who may export).
+    """
+    require(user, OPERATOR, "An export dry run")
+    args = {"list_id": list_id, "job_id": job_id, "options": options.to_json(), "guardrail_pct": guardrail_pct}
+    return store.request_task(kind=EXPORT_PLAN_TASK, mode=mode, args=args, requested_by=user.email,
+                              dedupe_key=f"{EXPORT_PLAN_TASK}:{json.dumps(args, sort_keys=True)}")
+
+
+def dry_run_of(task: Task) -> ExportPlan | None:
+    result = task.result
+    return ExportPlan.from_json(result) if task.state == "done" and result is not None else None
 
 
 def request_undo_preview(store: Store, mode: str, run_id: int, *, user: User) -> Task:

@@ -50,4 +50,4 @@ if recent.empty:
     ui.link("pages/lists.py", "Create a list")
 else:
     st.dataframe(recent, hide_index=True, key="home_recent_lists",
-                 column_config=ui.counts("Rows", "Valid unique addresses"))
+                 column_config=ui.counts("Rows", "Distinct addresses"))

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from lib import connections as conn
-from lib import ui
+from lib import lists, ui
 from lib.ui import lists as widgets
 
 rt = ui.page_header("Lists", "Add an email list from a CleverTap audience or a CSV file, and manage My lists.")
@@ -15,7 +15,7 @@ with csv_tab:
     widgets.csv_form(rt)
 
 st.subheader("My lists")
-records = rt.store.list_lists(rt.mode)
+records = lists.my_lists(rt.store, rt.mode)
 pulling = [r for r in records if r.state == "pulling"]
 
 
@@ -33,3 +33,4 @@ by_id = {r.id: r for r in records}
 chosen = by_id.get(st.selectbox("Choose a list", list(by_id), key="lists_chosen", format_func=lambda i: by_id[i].name))
 if chosen is not None:
     widgets.chosen_list(rt, chosen)
+ui.glossary()

@@ -16,7 +16,7 @@ if not verified:
     st.stop()
 
 by_id = {v.record.id: v for v in verified}
-list_id = st.selectbox("Verified list", list(by_id), key="results_list", on_change=widgets.forget_filters,
+list_id = st.selectbox("Verified list", list(by_id), key="results_list",
                        index=results.default_index(verified, state.get("results_list_id")),
                        format_func=lambda i: by_id[i].label, help="Lists with a finished verification, newest first")
 state["results_list_id"] = list_id  # other pages (Export) read which list is under review
@@ -40,10 +40,11 @@ ui.metric_row(metrics[4:], border=True)  # the five outcomes, which add up to th
 
 st.subheader("Charts")
 st.caption("Every chart counts rows of the whole list; the filters below narrow only the rows shown.")
+st.caption(results.address_line(summary, item.job))
 widgets.chart_grid(widgets.verified_charts(*key))
 
 st.subheader("Rows")
-selection = widgets.filters(summary.options)
+selection = widgets.filters(summary.options, list_id)
 found = widgets.verified_rows(*key, selection)
 st.markdown(results.match_text(found.matching, found.total))
 st.dataframe(found.preview, hide_index=True, height=420,
@@ -55,3 +56,4 @@ st.caption("The list's own columns, in their original order, then the 15 Clearou
 widgets.downloads_section(item, found, selection, key)
 st.divider()
 ui.link("pages/export.py", "Reviewed? Continue to Export: write the verdicts back to CleverTap")
+ui.glossary()

@@ -37,6 +37,7 @@ else:
     balance, reserved = ui.clearout_balance(), rt.store.reserved_credits(rt.mode)
     st.subheader("What this run costs")
     ui.metric_row(views.cost_metrics(plan, balance, reserved, rt.settings.verify_cache_days))
+    ui.glossary()
     ready = views.start_readiness(plan, balance, reserved, list_name=record.name,
                                   running=unfinished_job(rt.store, list_id), verified_before=last is not None,
                                   part_rows=rt.settings.verify_part_rows)

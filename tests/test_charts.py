@@ -18,8 +18,7 @@ def merged() -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("aggregate, column", [
-    (charts.status_counts, co.STATUS), (charts.safe_to_send_counts, co.SAFE_TO_SEND),
-    (charts.source_counts, co.VERDICT_SOURCE)])
+    (charts.status_counts, co.STATUS), (charts.source_counts, co.VERDICT_SOURCE)])
 def test_category_counts_match_the_frame(merged, aggregate, column):
     counts = aggregate(merged)
     assert counts["rows"].sum() == len(merged)
@@ -28,6 +27,14 @@ def test_category_counts_match_the_frame(merged, aggregate, column):
         expected = merged[column].isna().sum() if label == charts.NOT_IN_RESULT else (merged[column] == label).sum()
         assert rows == expected, label
     assert (counts["rows"] > 0).all()
+
+
+def test_safe_to_send_counts_rows_without_an_address_apart(merged):
+    counts = dict(zip(charts.safe_to_send_counts(merged)["label"], charts.safe_to_send_counts(merged)["rows"]))
+    no_email = merged[co.STATUS] == co.NO_EMAIL
+    assert counts[co.SOURCE_NO_EMAIL] == no_email.sum() > 0
+    assert counts[co.UNKNOWN] == ((merged[co.SAFE_TO_SEND] == co.UNKNOWN) & ~no_email).sum()
+    assert sum(counts.values()) == len(merged)
 
 
 def test_sources_show_rows_missing_from_the_result(merged):

@@ -143,8 +143,8 @@ def verify(walk: Walk) -> None:
     expect(page.get_by_role("combobox", name="List to verify")).to_have_value(
         re.compile("^" + re.escape(UPLOAD_NAME.removesuffix(".csv")) + " · 6 rows$"))
     # Three distinct valid addresses (one of them twice, in another case): the malformed one costs nothing.
-    assert (metric(walk, "Distinct addresses"), metric(walk, "Free: syntax errors"),
-            metric(walk, "Credits needed")) == ("4", "1", "3")
+    assert (metric(walk, "Distinct addresses"), metric(walk, "Syntax errors"),
+            metric(walk, "To buy")) == ("4", "1", "3")
     walk.check()
     walk.shot("verify-cost")
     start_verification(walk, UPLOAD_NAME.removesuffix(".csv"))
@@ -179,7 +179,7 @@ def results(walk: Walk) -> None:
     page = walk.page
     walk.open("Results")
     walk.choose("Verified list", "App Launched", exact=False)
-    charts_drawn(walk, count=7)
+    charts_drawn(walk, count=8)
     rows = int(metric(walk, "Rows").replace(",", ""))
     assert rows > 1000 and metric(walk, "Safe to send")
     walk.text(f"All {rows:,} rows match")
@@ -193,7 +193,7 @@ def results(walk: Walk) -> None:
     walk.shot("results-filtered")
 
     walk.choose("Verified list", UPLOAD_NAME.removesuffix(".csv"), exact=False)
-    charts_drawn(walk, count=7)
+    charts_drawn(walk, count=8)
     walk.text("All 6 rows match")
     download = download_from_link(page, "CSV for a spreadsheet (6 rows)")
     assert download.suggested_filename == "spring-newsletter_clearout_results.csv"

@@ -40,7 +40,9 @@ def test_stats_follow_the_contract(tmp_path: Path) -> None:
     emails = ["a@x.com", " A@X.com ", "b@x.com", "", None, "not-an-address", "c@x.com", "C@x.COM"]
     pq.write_table(pa.table({"Email": pa.array(emails, pa.string())}), path)
     stats = listkeys.write_keys(path, "Email", tmp_path / "k.parquet", data_dir=tmp_path)
-    assert stats == listkeys.EmailStats(rows=8, valid_emails=5, unique_emails=3, duplicates=2, missing_emails=2)
+    # distinct addresses: a@x.com, b@x.com, c@x.com and the malformed "not-an-address"
+    assert stats == listkeys.EmailStats(rows=8, valid_emails=5, unique_emails=3, duplicates=2, missing_emails=2,
+                                        distinct_addresses=4)
 
 
 def test_ensure_keys_writes_missing_and_stale_keys_only(store: Store) -> None:

@@ -104,11 +104,21 @@ def test_the_same_file_twice_gets_a_name_of_its_own(store: Store) -> None:
 
 def test_overview_is_one_row_per_list(store: Store) -> None:
     for name in ("a", "b"):
-        lists.add_csv_list(store, "live", io.BytesIO(b"Email\na@x.com\na@x.com\n"), file_name=f"{name}.csv",
-                           max_bytes=MB, user=OPERATOR)
-    frame = lists.overview(store.list_lists("live"))
-    assert frame["Name"].tolist() == ["b", "a"] and frame["Duplicates"].tolist() == [1, 1]
-    assert set(lists.COUNT_COLUMNS) <= set(frame.columns)
+        lists.add_csv_list(store, "live", io.BytesIO(b"Email\na@x.com\nA@x.com \n\nbroken@\n"),
+                           file_name=f"{name}.csv", max_bytes=MB, user=OPERATOR)
+    frame = lists.overview(lists.my_lists(store, "live"))
+    assert frame["Name"].tolist() == ["b", "a"]
+    # The funnel: 3 rows (the blank line is no row), 3 with an address, 2 well-formed, 2 distinct addresses
+    # (a@x.com, and broken@ which fails the syntax check).
+    assert frame[list(lists.COUNT_COLUMNS)].values.tolist() == [[3, 3, 2, 2, 1]] * 2
+
+
+def test_lists_made_before_the_count_get_it_on_first_view(store: Store) -> None:
+    record, _ = lists.add_csv_list(store, "live", io.BytesIO(b"Email\na@x.com\nbad@\nb@x.com\n"),
+                                   file_name="old.csv", max_bytes=MB, user=OPERATOR)
+    store.update_list(record.id, distinct_addresses=None)  # as an older version left it
+    [counted] = lists.my_lists(store, "live")
+    assert counted.distinct_addresses == 3 and store.list_record(record.id).distinct_addresses == 3
 
 
 def test_progress_of_a_pull(store: Store) -> None:

@@ -64,7 +64,7 @@ def test_the_engine_summary_equals_the_pandas_reference(store: Store, seed: int)
     shown = {m.label: m for m in results.key_metrics(summary)}
     assert shown["Undeliverable"].value == f"{reference.figures.undeliverable:,}"
     assert f"{fx.job.cached:,} answered from recent verifications" in shown["Credits saved"].help
-    assert len(results.figures(summary)) == 7
+    assert len(results.figures(summary)) == 8
 
 
 def test_the_merged_file_is_the_pandas_merge_cell_for_cell(store: Store) -> None:

@@ -22,42 +22,26 @@ What a plan's records look like on the wire is lib/export/payloads.py.
 """
 from __future__ import annotations
 
-import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lib import columns as co
 from lib.emails import normalise_emails, valid_syntax_mask
 from lib.errors import UserError
+from lib.export.properties import (DEFAULT_APPEND, MAX_VALUE_BYTES, STAMP_PROPERTY, AppendColumn,
+                                   custom_key_warning, properties_json, property_name_errors)
 from lib.merge import NOT_IN_RESULT_REASON
 
-# CleverTap limits [UUP]; the reference gives bytes, platform-considerations gives characters: bytes
-# is the stricter reading, so that is what we check.
-MAX_KEY_BYTES = 120
-
-MAX_VALUE_BYTES = 512
-
-MAX_CUSTOM_KEYS = 256
-
-STAMP_PROPERTY = "Clearout Unsubscribe Run"
-
-RUN_SOURCE = "Export run id"  # pseudo column: the run's tag, written like a Clearout column
-
 UNDONE_PREFIX = "undone "
-
-# Keys CleverTap reserves for its own profile fields; an appended property must not reuse them.
-SYSTEM_KEYS = frozenset({"Name", "Email", "Phone", "Gender", "DOB", "Education", "Employed", "Married",
-                         "Age", "Photo", "Identity", "tz"})
 
 METHOD_UPLOAD, METHOD_SUBSCRIBE = "upload", "subscribe"
 
@@ -85,8 +69,20 @@ class Rule:
     warning: str | None  # None: always on
 
 
+# Clearout types each Invalid sub-status as a hard or a soft bounce [EVO]. A soft bounce is temporary
+# (the mailbox is full, over its receiving limit, or the server short of resources): the person may
+# read mail again next week, so unsubscribing them is a separate rule, off by default. A "probable
+# spam trap" is typed soft too, but mailing a trap harms the sender's reputation whatever its type,
+# so it stays with the hard Invalid verdicts. (The casing of `bounce_type` is UNCONFIRMED: compared
+# case-insensitively; lib/columns capitalises it for display.)
+SOFT_BOUNCE = "soft"
+SPAM_TRAP_REASON = "Probably Spamtrap/Honeypot"
+
 RULES: tuple[Rule, ...] = (
     Rule("invalid", "Invalid", None),
+    Rule("soft_bounce", "Soft bounce",
+         "A soft bounce is temporary: the mailbox is full or over its receiving limit for now, and often "
+         "takes mail again later. Unsubscribing stops a real person's email for good."),
     Rule("disposable", "Disposable",
          "Disposable addresses are temporary mailboxes: some still deliver for a while, so a real "
          "person may still read them."),
@@ -104,28 +100,20 @@ DEFAULT_RULES = ("invalid",)
 
 
 @dataclass(frozen=True)
-class AppendColumn:
-    source: str  # a Clearout column name, or RUN_SOURCE
-    name: str    # the CleverTap property name
-
-
-DEFAULT_APPEND: tuple[AppendColumn, ...] = (
-    AppendColumn(co.STATUS, "Clearout Status"),
-    AppendColumn(co.SAFE_TO_SEND, "Clearout Safe to Send"),
-    AppendColumn(co.REASON, "Clearout Reason"),
-    AppendColumn(co.VERIFIED_AT, "Clearout Verified At"),
-    AppendColumn(RUN_SOURCE, "Clearout Export Run"),
-)
-
-APPEND_SOURCES: tuple[str, ...] = (*co.CLEAROUT_COLUMN_NAMES, RUN_SOURCE)
-
-
-@dataclass(frozen=True)
 class ExportOptions:
     unsubscribe: bool = True
     append: bool = False
     rules: tuple[str, ...] = DEFAULT_RULES
     columns: tuple[AppendColumn, ...] = DEFAULT_APPEND
+
+    def to_json(self) -> dict[str, Any]:
+        return {"unsubscribe": self.unsubscribe, "append": self.append, "rules": list(self.rules),
+                "columns": [[c.source, c.name] for c in self.columns]}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> ExportOptions:
+        return cls(unsubscribe=bool(raw["unsubscribe"]), append=bool(raw["append"]), rules=tuple(raw["rules"]),
+                   columns=tuple(AppendColumn(str(source), str(name)) for source, name in raw["columns"]))
 
 
 @dataclass(frozen=True)
@@ -142,6 +130,11 @@ class PlanSummary:
     unsubscribe_pct: float   # to_unsubscribe / profiles * 100
     guardrail_pct: float
     prior_known: int         # unsubscribes whose previous MSG-email value the list holds
+    # The funnel from Results' figure to the profiles unsubscribed (lib.funnel), in rows:
+    undeliverable_rows: int = 0     # verdict Invalid or Safe to send = No, as on Results
+    undeliverable_matched: int = 0  # ...of them, taken by the chosen rules
+    matched_rows: int = 0           # rows the chosen rules take (undeliverable or not)
+    matched_with_key: int = 0       # ...of them, naming a profile
 
     @property
     def over_guardrail(self) -> bool:
@@ -182,6 +175,26 @@ class ExportPlan:
     def head(self, count: int) -> pd.DataFrame:
         """The first `count` changes (payload samples, previews)."""
         return next(self.change_batches(max(count, 1)), _EMPTY_CHANGES).head(count)
+
+    def to_json(self) -> dict[str, Any]:
+        """A plan whose changes are in files, as a task answer (the worker builds it, a page shows it)."""
+        if self.changes is not None:
+            raise ValueError("a plan in memory has no files to point to")
+        return {"list_id": self.list_id, "job_id": self.job_id, "list_name": self.list_name, "method": self.method,
+                "options": self.options.to_json(), "tag": self.tag, "summary": asdict(self.summary),
+                "errors": list(self.errors), "warnings": list(self.warnings), "notes": list(self.notes),
+                "reasons": self.reasons.to_dict(orient="records"),
+                "changes_files": [str(path) for path in self.changes_files]}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> ExportPlan:
+        reasons = pd.DataFrame(raw["reasons"], columns=["Rule", "Clearout reason", "Profiles"])
+        return cls(list_id=int(raw["list_id"]), job_id=int(raw["job_id"]), list_name=str(raw["list_name"]),
+                   method=str(raw["method"]), options=ExportOptions.from_json(raw["options"]), tag=str(raw["tag"]),
+                   changes=None, summary=PlanSummary(**raw["summary"]), errors=tuple(raw["errors"]),
+                   warnings=tuple(raw["warnings"]), notes=tuple(raw["notes"]),
+                   reasons=reasons.astype({"Profiles": "int64"}),
+                   changes_files=tuple(Path(path) for path in raw["changes_files"]))
 
     def read_changes(self) -> pd.DataFrame:
         """Every change in one frame: for small plans and tests (a big plan does not fit in memory)."""
@@ -237,39 +250,6 @@ def confirmation_phrase(plan: ExportPlan) -> str:
     return f"UNSUBSCRIBE {plan.summary.to_unsubscribe}"
 
 
-# ---- checks ---------------------------------------------------------------------------------------
-
-def property_name_errors(columns: Sequence[AppendColumn]) -> list[str]:
-    """Why these property names cannot be written (empty when they can)."""
-    errors, seen = [], set()
-    for column in columns:
-        name = column.name
-        if column.source not in APPEND_SOURCES:
-            errors.append(f"{column.source!r} is not a Clearout column.")
-        if not name.strip():
-            errors.append(f"The property for {column.source} has no name.")
-            continue
-        if name != name.strip():
-            errors.append(f"Property name {name!r} starts or ends with a space.")
-        if len(name.encode()) > MAX_KEY_BYTES:
-            errors.append(f"Property name {name[:40]!r}… is {len(name.encode())} bytes; CleverTap allows "
-                          f"{MAX_KEY_BYTES}.")
-        if name in SYSTEM_KEYS or name.startswith("MSG-") or name == STAMP_PROPERTY:
-            errors.append(f"Property name {name!r} is reserved (a CleverTap field or our undo stamp).")
-        if name.lower() in seen:
-            errors.append(f"Property name {name!r} is used twice.")
-        seen.add(name.lower())
-    return errors
-
-
-def custom_key_warning(columns: Sequence[AppendColumn], unsubscribe: bool) -> str:
-    keys = len(columns) + (1 if unsubscribe else 0)
-    return (f"This export uses {keys} custom profile propert{'y' if keys == 1 else 'ies'} "
-            f"({', '.join([c.name for c in columns] + ([STAMP_PROPERTY] if unsubscribe else []))}). "
-            f"CleverTap allows {MAX_CUSTOM_KEYS} custom keys and refuses records that would go over: "
-            "reuse the same names on every export rather than inventing new ones.")
-
-
 # ---- building -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -297,12 +277,17 @@ class PlanCounts:
     no_key: int = 0
     duplicates: int = 0
     prior_known: int = 0
+    undeliverable_rows: int = 0
+    undeliverable_matched: int = 0
+    matched_rows: int = 0
+    matched_with_key: int = 0
     by_rule: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)  # property -> values too long to send
 
     def add(self, other: PlanCounts) -> None:
         for name in ("list_rows", "profiles", "to_unsubscribe", "to_append", "changes", "already_unsubscribed",
-                     "no_key", "duplicates", "prior_known"):
+                     "no_key", "duplicates", "prior_known", "undeliverable_rows", "undeliverable_matched",
+                     "matched_rows", "matched_with_key"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for mine, theirs in ((self.by_rule, other.by_rule), (self.dropped, other.dropped)):
             for key, value in theirs.items():
@@ -384,7 +369,7 @@ def plan_chunk(merged: pd.DataFrame, first: np.ndarray, context: PlanContext) ->
     if context.append_ok:
         verified = merged[co.VERDICT_SOURCE].notna() & (merged[co.VERDICT_SOURCE] != co.SOURCE_NO_EMAIL)
         verified &= merged[co.REASON].fillna("") != NOT_IN_RESULT_REASON
-        properties, dropped = _properties_json(merged, options.columns, context.tag)
+        properties, dropped = properties_json(merged, options.columns, context.tag)
         properties = properties.where(verified.to_numpy() & first)
     appends = properties.notna().to_numpy()
     send = unsubscribe | appends
@@ -400,7 +385,12 @@ def plan_chunk(merged: pd.DataFrame, first: np.ndarray, context: PlanContext) ->
         "status": merged[co.STATUS][send].astype("string[pyarrow]"),
         "reason": merged[co.REASON][send].astype("string[pyarrow]"),
     }).reset_index(drop=True)
+    ruled = rule.notna().to_numpy()
+    undeliverable = ((merged[co.STATUS] == co.INVALID) | (merged[co.SAFE_TO_SEND] == co.NO)).fillna(False) \
+        .to_numpy(dtype=bool)
     counts = PlanCounts(
+        undeliverable_rows=int(undeliverable.sum()), undeliverable_matched=int((undeliverable & ruled).sum()),
+        matched_rows=int(ruled.sum()), matched_with_key=int((ruled & has_key).sum()),
         list_rows=len(merged), profiles=int(first.sum()), to_unsubscribe=int(unsubscribe.sum()),
         to_append=int(appends.sum()), changes=int(send.sum()), already_unsubscribed=int(already.sum()),
         no_key=int((~has_key).sum()), duplicates=int((has_key & ~first).sum()),
@@ -426,7 +416,9 @@ def finish_plan(counts: PlanCounts, context: PlanContext, errors: list[str], not
         changes=counts.changes, already_unsubscribed=counts.already_unsubscribed, no_key=counts.no_key,
         duplicates=counts.duplicates, by_rule=dict(counts.by_rule),
         unsubscribe_pct=100.0 * to_unsubscribe / profiles if profiles else 0.0, guardrail_pct=guardrail_pct,
-        prior_known=counts.prior_known)
+        prior_known=counts.prior_known, undeliverable_rows=counts.undeliverable_rows,
+        undeliverable_matched=counts.undeliverable_matched, matched_rows=counts.matched_rows,
+        matched_with_key=counts.matched_with_key)
     if summary.no_key:
         what = ("no identity or objectId" if context.method == METHOD_UPLOAD
                 else "no address CleverTap could hold (empty, or failing the syntax check)")
@@ -518,8 +510,12 @@ def _profile_keys(merged: pd.DataFrame, identity_column: str | None,
 def _rule_labels(merged: pd.DataFrame, rules: tuple[str, ...]) -> pd.Series:
     """Per row, the label of the first policy rule its verdict matches (None: not unsubscribed)."""
     status = merged[co.STATUS]
+    soft = (status == co.INVALID) & (merged[co.BOUNCE_TYPE].astype("string[pyarrow]").str.lower() == SOFT_BOUNCE) \
+        & (merged[co.REASON].fillna("") != SPAM_TRAP_REASON)
+    soft = soft.fillna(False).to_numpy(dtype=bool)
     masks = {
-        "invalid": (status == co.INVALID).to_numpy(),
+        "invalid": (status == co.INVALID).to_numpy() & ~soft,
+        "soft_bounce": soft,
         "disposable": (merged[co.DISPOSABLE] == co.YES).to_numpy(),
         "catch_all": (status == co.CATCH_ALL).to_numpy(),
         # An address missing from the result is "Unknown" too, but Clearout never judged it.
@@ -529,72 +525,3 @@ def _rule_labels(merged: pd.DataFrame, rules: tuple[str, ...]) -> pd.Series:
     labels = np.select([masks[r.code] for r in chosen], [r.label for r in chosen],
                        default=None)  # type: ignore[call-overload]
     return pd.Series(labels, index=merged.index, dtype=object)
-
-
-def _json_strings(values: pd.Series) -> pa.Array:
-    """Each non-missing value as a JSON literal (str, number or $D_ date), null where missing."""
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        seconds = values.dt.as_unit("ms").array.asi8 // 1000
-        text = pd.Series(seconds, index=values.index).astype("string[pyarrow]")
-        text = ('"$D_' + text + '"').where(values.notna().to_numpy())
-        return pa.array(text.array, pa.large_string())
-    if pd.api.types.is_integer_dtype(values.dtype):
-        return pa.array(values.astype("string[pyarrow]").array, pa.large_string())
-    codes, uniques = pd.factorize(values.astype("string[pyarrow]"), use_na_sentinel=True)
-    encoded = np.array([json.dumps(str(u), ensure_ascii=False) for u in uniques] + [None], dtype=object)
-    return pa.array(encoded[codes], pa.large_string())
-
-
-def _text(value: str) -> pa.Scalar:
-    return pa.scalar(value, pa.large_string())
-
-
-def _properties_json(merged: pd.DataFrame, columns: Sequence[AppendColumn],
-                     tag: str) -> tuple[pd.Series, dict[str, int]]:
-    """Per row, the JSON object of appended properties; and per property, how many values were too long.
-
-    Built column by column with Arrow string kernels: a million rows take well under a second.
-    """
-    n = len(merged)
-    fragments, dropped = [], {}
-    for column in columns:
-        if column.source == RUN_SOURCE:
-            values = pa.array([json.dumps(tag)] * n, pa.large_string()) if n else pa.array([], pa.large_string())
-            length = pa.array(np.full(n, len(tag)))
-        else:
-            source = merged[column.source]
-            values = _json_strings(source)
-            if isinstance(source.dtype, pd.DatetimeTZDtype):
-                length = pa.array(np.zeros(n, dtype=np.int64))
-            else:  # bytes, not characters (CleverTap's limit), counted by Arrow without a Python loop
-                text = pa.array(source.astype("string[pyarrow]").array, pa.large_string())
-                length = pc.fill_null(pc.binary_length(text), 0)
-        too_long = pc.greater(length, MAX_VALUE_BYTES)
-        count = int(pc.sum(too_long).as_py() or 0)
-        if count:
-            dropped[column.name] = count
-            values = pc.if_else(too_long, pa.scalar(None, pa.large_string()), values)
-        key = json.dumps(column.name, ensure_ascii=False) + ":"
-        fragments.append(pc.binary_join_element_wise(_text(key), values, _text(""), null_handling="emit_null"))
-    joined = pc.binary_join_element_wise(*fragments, _text(","), null_handling="skip")
-    objects = pc.binary_join_element_wise(_text("{"), joined, _text("}"), _text(""))
-    series = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([objects.cast(pa.string())])),
-                       index=merged.index)
-    return series.mask(series == "{}"), dropped
-
-
-# ---- the Append editor ----------------------------------------------------------------------------
-
-def append_table(columns: Sequence[AppendColumn] = DEFAULT_APPEND) -> pd.DataFrame:
-    """Every appendable column, ticked and named as in `columns`: what the page's editor shows."""
-    chosen = {c.source: c.name for c in columns}
-    sources = [c.source for c in columns] + [s for s in APPEND_SOURCES if s not in chosen]
-    return pd.DataFrame({"Append": [s in chosen for s in sources], "Clearout column": sources,
-                         "Property name in CleverTap": [chosen.get(s, s) for s in sources]})
-
-
-def columns_from_table(table: pd.DataFrame) -> tuple[AppendColumn, ...]:
-    """The ticked rows of an edited `append_table`."""
-    ticked = table[table["Append"].fillna(False).astype(bool)]
-    return tuple(AppendColumn(str(source), "" if pd.isna(name) else str(name))
-                 for source, name in zip(ticked["Clearout column"], ticked["Property name in CleverTap"]))

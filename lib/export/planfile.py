@@ -8,21 +8,25 @@ in that order: the order of a plan in memory.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lib import columns as co
 from lib import engine, resultset
-from lib.export.plan import (RUN_SOURCE, ExportOptions, ExportPlan, PlanContext, PlanCounts, PlanError,
+from lib.export.properties import RUN_SOURCE
+from lib.export.plan import (METHOD_UPLOAD, ExportOptions, ExportPlan, PlanContext, PlanCounts, PlanError,
                              finish_plan, new_tag, plan_chunk, plan_context, profile_key, reason_table)
 from lib.store import ListRecord, Store
 
 CHUNK_ROWS = 250_000
+PLAN_KEEP_S = 24 * 3600
 CHANGES_SCHEMA = pa.schema([
     ("key_type", pa.string()), ("key_value", pa.string()), ("email", pa.string()), ("unsubscribe", pa.bool_()),
     ("prior_msg_email", pa.bool_()), ("properties_json", pa.string()), ("rule", pa.string()),
@@ -65,6 +69,7 @@ def plan_export(store: Store, list_id: int, options: ExportOptions, *, guardrail
         tag=tag or new_tag())
     targets = plan_paths(store, context.tag)
     targets[0].parent.mkdir(parents=True, exist_ok=True)
+    forget_old_plans(targets[0].parent)
     repeated = _repeated_rows(store, merged, context, chunk_rows)
     counts, reasons = PlanCounts(), []
     partials = [engine.partial(path) for path in targets]
@@ -95,11 +100,24 @@ def plan_export(store: Store, list_id: int, options: ExportOptions, *, guardrail
                       errors=errors_out, warnings=warnings, notes=notes_out, reasons=reason_table(found))
 
 
+def forget_old_plans(folder: Path, *, now: float | None = None) -> None:
+    """Delete dry runs older than PLAN_KEEP_S: an applied run keeps its changes in the store, and a
+    dry run nobody applied within a day is made again (the data may have changed meanwhile)."""
+    now = time.time() if now is None else now
+    for path in folder.glob("*.parquet"):
+        try:
+            if now - path.stat().st_mtime > PLAN_KEEP_S:
+                path.unlink()
+        except FileNotFoundError:
+            pass  # another process removed it first
+
+
 def _columns(record: ListRecord, context: PlanContext) -> list[str]:
     """The merged file's columns a plan reads: the keys, and the verdict columns it decides on."""
     appended = [c.source for c in context.options.columns if c.source != RUN_SOURCE] if context.append_ok else []
     wanted = [record.email_column, record.identity_column, record.object_id_column, record.msg_email_column,
-              co.STATUS, co.REASON, co.DISPOSABLE, co.VERDICT_SOURCE, *appended]
+              co.STATUS, co.SAFE_TO_SEND, co.REASON, co.BOUNCE_TYPE, co.DISPOSABLE, co.VERDICT_SOURCE,
+              *appended]
     return list(dict.fromkeys(c for c in wanted if c))
 
 
@@ -123,9 +141,14 @@ def _repeated_rows(store: Store, merged: Path, context: PlanContext, rows: int) 
     columns = [c for c in (context.email_column, context.identity_column, context.object_id_column) if c]
     try:
         with pq.ParquetWriter(keys_file, pa.schema([("key", pa.string())])) as writer:
-            for _, chunk in _chunks(merged, columns, rows):
-                key_value = profile_key(chunk, context)
-                writer.write_table(pa.table({"key": pa.array(key_value.astype("string[pyarrow]").array, pa.string())}))
+            if context.method == METHOD_UPLOAD:  # the profile key in Arrow, as lib.export.plan reads it
+                for batch in pq.ParquetFile(merged).iter_batches(batch_size=rows, columns=columns):
+                    writer.write_table(pa.table({"key": _upload_key(batch, context).cast(pa.string())}))
+            else:
+                for _, chunk in _chunks(merged, columns, rows):
+                    key_value = profile_key(chunk, context)
+                    writer.write_table(pa.table({"key": pa.array(key_value.astype("string[pyarrow]").array,
+                                                                 pa.string())}))
         with engine.connect(store.data_dir) as con:
             found = con.execute(
                 f"SELECT file_row_number FROM (SELECT file_row_number, row_number() OVER (PARTITION BY key "
@@ -134,6 +157,17 @@ def _repeated_rows(store: Store, merged: Path, context: PlanContext, rows: int) 
     finally:
         keys_file.unlink(missing_ok=True)
     return np.asarray(found["file_row_number"], dtype=np.int64)
+
+
+def _upload_key(batch: pa.RecordBatch, context: PlanContext) -> pa.Array:
+    """`lib.export.plan._profile_keys`' value in Arrow: the identity, else the objectId, each trimmed
+    (pandas' strip is this same Arrow kernel) and null when blank."""
+    def present(column: str | None) -> pa.Array:
+        if not column:
+            return pa.nulls(batch.num_rows, pa.large_string())
+        text = pc.utf8_trim_whitespace(batch.column(column).cast(pa.large_string()))
+        return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.large_string()), text)
+    return pc.coalesce(present(context.identity_column), present(context.object_id_column))
 
 
 def _table(changes: pd.DataFrame) -> pa.Table:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from lib import actions
 from lib.access import OPERATOR, User, require
@@ -31,6 +34,9 @@ class GuardrailError(ExportError):
 
 class PriorChoiceNeeded(ExportError):
     """Some states before cannot be known and no choice was made for what undo does with them."""
+
+
+RECORD_HERE_MAX = 200_000  # changes recorded at once by Apply (~0.6 s); more are recorded by the worker
 
 
 def start_run(store: Store, plan: ExportPlan, connection: Connection, *, user: User,
@@ -69,8 +75,13 @@ def start_run(store: Store, plan: ExportPlan, connection: Connection, *, user: U
     if record is not None and record.mode != connection.mode:
         raise ExportError(f"This list belongs to {record.mode} mode and {connection.name} to "
                           f"{connection.mode} mode: choose a project of the same mode.")
-    counts = {"plan": {k: v for k, v in asdict(plan.summary).items() if k != "by_rule"},
-              "by_rule": plan.summary.by_rule}
+    counts: dict[str, Any] = {"plan": {k: v for k, v in asdict(plan.summary).items() if k != "by_rule"},
+                              "by_rule": plan.summary.by_rule}
+    deferred = bool(plan.changes_files) and plan.summary.changes > RECORD_HERE_MAX
+    if deferred:
+        # The worker records a big plan (ten million changes take half a minute): the run waits in
+        # 'planned' until then, and the one-active-run rule already counts it.
+        counts.update(plan_files=[str(path) for path in plan.changes_files], batch_size=batch_size)
     policy = {**plan.policy, "subscribe_status": SUBSCRIBE_STATUS}
     if plan.needs_prior_choice:
         policy.update(unknown_prior=unknown_prior, unknown_prior_chosen_by=user.email,
@@ -78,10 +89,27 @@ def start_run(store: Store, plan: ExportPlan, connection: Connection, *, user: U
     run = store.create_export_run(kind="export", list_id=plan.list_id, job_id=plan.job_id, connection=connection,
                                   list_name=plan.list_name, actions=plan.actions, policy=policy,
                                   method=plan.method, actor=user.email, tag=plan.tag, counts=counts)
-    run = hand_over(store, run, plan.change_batches(), batch_size)
+    if not deferred:
+        run = hand_over(store, run, plan.change_batches(), batch_size)
     actions.record(store, user, "export_applied", target=f"run {run.id}: {plan.list_name} → {connection.name}",
                    detail=f"{', '.join(plan.actions)}; {plan.summary.changes:,} profiles", mode=connection.mode)
     return run
+
+
+def record_planned(store: Store, run: ExportRun) -> ExportRun:
+    """In the worker: record the changes of a run applied from a plan in files, then let it run.
+
+    Raises:
+        ExportError: the plan's files are gone (the run fails: nothing was sent).
+    """
+    files = [Path(path) for path in run.counts.get("plan_files", [])]
+    if not all(path.exists() for path in files):
+        store.update_export_run(run.id, state="failed", finished_at=utc_now(),
+                                error="The dry run's files are gone (they are kept a day): nothing was sent. "
+                                      "Make the dry run again and apply it.")
+        raise ExportError(f"The plan files of run {run.id} are gone.")
+    batches = (batch.to_pandas() for path in files for batch in pq.ParquetFile(path).iter_batches(batch_size=100_000))
+    return hand_over(store, run, batches, int(run.counts.get("batch_size", MAX_UPLOAD_BATCH)))
 
 
 def hand_over(store: Store, run: ExportRun, changes: Iterable[pd.DataFrame],

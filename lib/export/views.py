@@ -280,6 +280,17 @@ def changes_csv(changes: pd.DataFrame, flavour: str = SPREADSHEET) -> bytes:
 
 
 # ---- the Export page's decisions ----------------------------------------------------------------
+def progress_text(status: RunStatus) -> str:
+    """The progress bar's words for a run that is not finished."""
+    if status.run.state == "planned":
+        planned = status.run.counts.get("plan", {}).get("changes")
+        return (f"Recording the plan ({planned:,} records) before sending: nothing is sent yet…" if planned
+                else "Recording the plan before sending: nothing is sent yet…")
+    if status.activity:  # what the worker does now: reading state first, a rate-limit wait, retries
+        return status.activity
+    return ("All sent: reading a sample back from CleverTap… " if status.reading_back else "Sending… ") + status.line
+
+
 def waiting_for_passcode(clients: Clients, connection: Connection) -> str | None:
     """Why a run to this project would wait (the app no longer holds its passcode), or None."""
     try:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from lib.clevertap import MAX_UPLOAD_CONCURRENCY, CleverTapClient
 from lib.errors import UserError
 from lib.export.applier import LEASE_SECONDS, RunApplier
+from lib.export.runs import ExportError, record_planned
 from lib.store import ExportRun, Store, utc_now
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,17 @@ class ExportWorker:
         self.concurrency = concurrency
 
     def run_once(self) -> bool:
-        """Apply the next running run, if any; True when one was worked on."""
+        """Record a run applied from a plan in files, or apply the next running run; True when one was
+        worked on."""
+        for planned in self.store.list_export_runs(states=["planned"], mode=self.mode, kinds=["export"]):
+            if planned.counts.get("plan_files"):
+                try:
+                    record_planned(self.store, planned)
+                except ExportError:
+                    pass  # recorded as failed, with the reason
+                except Exception:
+                    log.exception("recording export run %s failed", planned.id)
+                return True
         run = self.store.claim_export_run(self.owner, lease_seconds=LEASE_SECONDS, mode=self.mode)
         if run is None:
             return False

@@ -116,7 +116,7 @@ class ExportsStore(Database):
 
     def add_export_changes(self, run_id: int, changes: Iterable[pd.DataFrame], *, batch_size: int) -> int:
         """Record the planned per-profile changes of a run and create its batches, in one transaction
-        (a plan is recorded whole or not at all).
+        (a plan is recorded whole or not at all; a run recorded already is left as it is).
 
         `changes`: frames, in send order, with the columns key_type, key_value, email, unsubscribe
         (bool), prior_msg_email (bool or NA), properties_json (str or NA), and optionally prior_source
@@ -131,6 +131,8 @@ class ExportsStore(Database):
 
         n = 0
         with self._tx() as con:
+            if con.execute("SELECT 1 FROM export_batches WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
+                return int(con.execute("SELECT planned_records FROM export_runs WHERE id = ?", (run_id,)).fetchone()[0])
             # In slices: Python objects for a million rows at once would cost several hundred MB.
             # One transaction, rows in primary-key order: a million rows take ~2.5 s, mostly SQLite's.
             for frame in changes:

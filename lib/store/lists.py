@@ -32,7 +32,7 @@ class ListsStore(Database):
     # ---- lists ----------------------------------------------------------------------------
     _LIST_FIELDS = ("name", "state", "error", "email_column", "identity_column", "object_id_column",
                     "msg_email_column", "rows", "valid_emails", "unique_emails", "duplicates",
-                    "missing_emails", "expected_rows")
+                    "missing_emails", "expected_rows", "distinct_addresses")
 
     def create_list(self, *, name: str, mode: str, source_kind: str, source: str,
                     state: str = "pulling", audience_id: int | None = None,

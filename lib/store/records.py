@@ -88,6 +88,7 @@ class ListRecord:
     created_at: str
     updated_at: str
     expected_rows: int | None = None  # an audience pull's count estimate: progress is rows / this
+    distinct_addresses: int | None = None  # distinct normalised addresses, syntax errors included (lib.funnel)
 
 
 @dataclass(frozen=True)

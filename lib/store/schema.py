@@ -317,7 +317,12 @@ MIGRATIONS: tuple[str, ...] = (
         AND state IN ('preparing', 'queued', 'uploading', 'verifying', 'downloading', 'parts'))
     BEGIN SELECT RAISE(ABORT, 'one active verification per list'); END
     """,
-    # v7: what long work is doing now (lib.activity: a job's, run's or task's step, progress, waits and
+    # v7: the funnel's "distinct addresses" of a list (well-formed or not: what gets a verdict), so
+    # Lists, Verify and Results show one number. NULL for lists made before: counted on first view.
+    """
+    ALTER TABLE lists ADD COLUMN distinct_addresses INTEGER
+    """,
+    # v8: what long work is doing now (lib.activity: a job's, run's or task's step, progress, waits and
     # retries, for the pages), and where an export change's state before the run came from (`list`,
     # `read` from CleverTap, `no_profile`: an address CleverTap has no profile for, so no state to read).
     """

@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import pandas as pd
 import streamlit as st
 
-from lib import actions, serving
+from lib import actions, funnel, serving
 from lib.access import NotAllowed, Role, SignIn, User, local_user, signed_in
 from lib.figures import COMPACT_FROM, Metric, compact_number
 from lib.guide import PAGE_ICONS
@@ -206,6 +207,13 @@ def recorder(action: str, target: str, mode: str | None = None) -> Callable[[], 
     def record() -> None:
         actions.record(store, user, action, target=target, mode=mode)
     return record
+
+
+def glossary() -> None:
+    """What the funnel's words mean (lib.funnel), the same on every page that counts."""
+    with st.expander("What the words mean", icon=":material/help:"):
+        st.dataframe(pd.DataFrame(funnel.glossary(), columns=["Word", "Meaning"]), hide_index=True,
+                     width="stretch", key="glossary")
 
 
 def clearout_balance() -> Balance:

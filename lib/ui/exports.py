@@ -7,8 +7,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from lib import download_links
-from lib.downloads import SPREADSHEET
+from lib import download_links, funnel
+from lib.downloads import EXACT, SPREADSHEET
 from lib.filters import Selection
 
 from lib import actions
@@ -16,37 +16,31 @@ from lib.access import OPERATOR
 from lib.errors import UserError
 from lib.export import runs, views
 from lib.export.payloads import sample_payload
-from lib.export.plan import (RULES, UNKNOWN_PRIOR_CHOICES, ExportOptions, ExportPlan, append_table, columns_from_table,
-                             confirmation_phrase)
-from lib.export.planfile import plan_export
+from lib.export.plan import RULES, UNKNOWN_PRIOR_CHOICES, ExportOptions, ExportPlan, confirmation_phrase
+from lib.export.properties import append_table, columns_from_table
 from lib.export.undo import start_undo
 from lib.figures import plural
 from lib.runtime import Runtime
 from lib.store import Connection, ListRecord, Task
-from lib.tasks import request_read_back, request_undo_preview, undo_preview_of
+from lib.tasks import dry_run_of, request_dry_run, request_read_back, request_undo_preview, undo_preview_of
 from lib.ui import audited, counts, current_user, escape_md, flash, link, metric_row, recorder, runtime, timestamp
 from lib.ui.tasks import task_answer
 
 
-@st.cache_resource(ttl=1800, max_entries=2, show_spinner="Dry run: planning every change…")
-def dry_run(data_dir: str, list_id: int, job_id: int, options: ExportOptions, guardrail: float,
-            nonce: int) -> ExportPlan:
-    """The plan, shared read-only (a million-row plan is not copied on every rerun); `nonce` = a new dry run."""
-    return plan_export(runtime().store, list_id, options, guardrail_pct=guardrail)
-
-
-def plan_link(plan: ExportPlan, connection: Connection) -> str:
-    """This session's download link of a plan's changes (lib.download_links), made once per plan."""
-    links: dict[str, str] = st.session_state.setdefault("export_links", {})
-    token = links.get(plan.tag)
+def plan_link(plan: ExportPlan, connection: Connection, flavour: str = SPREADSHEET) -> str:
+    """This session's download link of a plan's changes (lib.download_links), made once per plan and
+    flavour (for a spreadsheet, or exact: identifiers such as objectIds starting with "-" untouched)."""
+    links: dict[tuple[str, str], str] = st.session_state.setdefault("export_links", {})
+    token = links.get((plan.tag, flavour))
     if token is None or download_links.take(token) is None:
         token = download_links.offer(download_links.Download(
             data_dir=runtime().store.data_dir, merged=Path(), parts=plan.changes_files, selection=Selection(),
-            file_format=download_links.CSV, flavour=SPREADSHEET, file_name=f"export-plan-{plan.tag}.csv",
+            file_format=download_links.CSV, flavour=flavour,
+            file_name=f"export-plan-{plan.tag}{'' if flavour == SPREADSHEET else '_exact'}.csv",
             rows=plan.summary.changes, kind=download_links.PLAN,
             on_start=recorder("download_export_plan", f"dry run {plan.tag}: {plan.list_name} → {connection.name}",
                               connection.mode)))
-        links[plan.tag] = token
+        links[(plan.tag, flavour)] = token
     return f"./{download_links.ROUTE}/{token}"
 
 
@@ -79,12 +73,9 @@ def run_panel(run_id: int, key: str) -> None:
                 f"**{escape_md(run.connection_name)}** ({escape_md(run.account_id)}, {run.region}) · by "
                 f"{escape_md(run.actor)} · {timestamp(run.created_at)}")
     if run.state in ("planned", "running"):
-        # What the worker does now (reading state first, checking a batch, a rate-limit wait, retries),
-        # else the batch count alone: "Sending… 0 of 1 batches" said nothing for half a minute.
-        doing = escape_md(status.activity) if status.activity else (
-            "All sent: reading a sample back from CleverTap…" if status.reading_back else "Sending…")
-        st.progress(status.fraction, text=doing)
-        st.caption(status.line)
+        st.progress(status.fraction, text=escape_md(views.progress_text(status)))
+        if status.activity:
+            st.caption(status.line)
         if status.waiting:
             st.warning(escape_md(status.waiting), icon=":material/key:")
             link("pages/connect.py", "Enter the passcode on Connect to resume")
@@ -141,7 +132,8 @@ def choices(email_only: bool) -> ExportOptions:
                               key="export_unsubscribe")
     rules = ["invalid"]
     if unsubscribe:
-        st.caption("Always: addresses Clearout verified as **Invalid** (safe to send: No). Add only if you mean it:")
+        st.caption("Always: addresses Clearout verified as **Invalid** that bounce for good (hard bounces, spam "
+                   "traps, blocklisted). Add only if you mean it:")
         for rule in RULES[1:]:
             if st.checkbox(rule.label, key=f"export_rule_{rule.code}", help=rule.warning):
                 rules.append(rule.code)
@@ -163,18 +155,26 @@ def dry_run_section(rt: Runtime, record: ListRecord, connection: Connection) -> 
     job = rt.store.latest_done_job(record.id)
     chosen = (record.id, job.id if job else 0, options, rt.settings.export_guardrail_pct)
     if st.button("Dry run", key="export_dry_run", type="primary"):
-        st.session_state["export_nonce"] = st.session_state.get("export_nonce", 0) + 1
+        try:
+            task = request_dry_run(rt.store, rt.mode, record.id, job.id if job else 0, options,
+                                   guardrail_pct=rt.settings.export_guardrail_pct, user=current_user())
+        except UserError as exc:
+            st.error(escape_md(exc.message))
+            return
         st.session_state["export_planned"] = chosen
+        st.session_state["export_plan_task"] = task.id
     planned = st.session_state.get("export_planned")
     if planned is not None and planned != chosen:
         st.info("Your choices changed since the dry run: run it again to see the exact plan.",
                 icon=":material/refresh:")
     elif planned is not None:
-        try:
-            plan = dry_run(str(rt.settings.data_dir), *chosen, st.session_state["export_nonce"])
-        except UserError as exc:
-            st.error(escape_md(exc.message))
-            return
+        task_answer("export_plan_task", f"Dry run: planning every change of the {record.rows:,} rows…",
+                    lambda task: _show_plan(task, connection))
+
+
+def _show_plan(task: Task, connection: Connection) -> None:
+    plan = dry_run_of(task)
+    if plan is not None:
         dry_run_panel(plan, connection)
 
 
@@ -184,6 +184,11 @@ def dry_run_panel(plan: ExportPlan, connection: Connection) -> None:
     s = plan.summary
     st.subheader("Dry run: exactly what will be sent")
     metric_row(views.plan_metrics(plan))
+    if plan.options.unsubscribe:
+        st.markdown(funnel.export_reconciliation(s))  # figures only: no user text
+        st.plotly_chart(funnel.figure(funnel.export_stages(s), "From the rows your rules take to the profiles "
+                                                               "unsubscribed"),
+                        config={"displaylogo": False}, theme=None, key="export_funnel")
     for message in plan.errors:
         st.error(escape_md(message), icon=":material/block:")
     for message in plan.warnings:
@@ -195,8 +200,11 @@ def dry_run_panel(plan: ExportPlan, connection: Connection) -> None:
         st.dataframe(views.reason_counts(plan), key="export_reasons", hide_index=True, width="stretch",
                      column_config=counts("Profiles"))
     if s.changes and plan.changes_files:
-        st.link_button(f"Download the {s.changes:,} profiles that will change (CSV for a spreadsheet)",
-                       plan_link(plan, connection), icon=":material/download:")
+        sheet, exact = st.columns(2)
+        sheet.link_button(f"The {s.changes:,} profiles that will change: CSV for a spreadsheet",
+                          plan_link(plan, connection), icon=":material/download:", width="stretch")
+        exact.link_button("The same, CSV exact (identifiers untouched)", plan_link(plan, connection, EXACT),
+                          icon=":material/download:", width="stretch")
     with st.expander("Payload sample: the first records exactly as sent"):
         st.code(json.dumps(sample_payload(plan), indent=2, ensure_ascii=False), language="json")
     confirmation = ""
@@ -220,6 +228,7 @@ def dry_run_panel(plan: ExportPlan, connection: Connection) -> None:
             st.error(escape_md(exc.message))
         else:
             st.session_state.pop("export_planned", None)
+            st.session_state.pop("export_plan_task", None)
             st.rerun()
 
 

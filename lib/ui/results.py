@@ -52,8 +52,10 @@ CHART_WIDTH = 390  # px: two share a row at a 1280- or 1440-px window, one at 10
 
 def chart_grid(figures: tuple[go.Figure, ...]) -> None:
     """The Results charts in a row that wraps, so a narrow window shows one per row instead of squeezing
-    two into half its width (their labels were cut: "61.3% (5,9"); the last, tall one on a row of its own."""
-    *paired, last = figures
+    two into half its width (their labels were cut: "61.3% (5,9"); the funnel first and the last, tall one
+    each on a row of their own."""
+    funnel, *paired, last = figures
+    st.plotly_chart(funnel, config=PLOTLY_CONFIG, theme=None)
     with st.container(horizontal=True, gap="small"):
         for figure in paired:
             st.plotly_chart(figure, config=PLOTLY_CONFIG, theme=None, width=CHART_WIDTH)
@@ -84,30 +86,29 @@ def clearout_column_config(email_column: str | None) -> dict[str, Any]:
     return config
 
 
-FILTER_KEYS = ("results_status", "results_safe", "results_reason", "results_flag", "results_domain")
+def filter_key(name: str, list_id: int) -> str:
+    """A Results widget's key, one per list: switching lists shows fresh, empty filters. (Clearing one
+    set of keys on a switch left the browser showing the old chips while the server had none: the
+    next click applied filters nobody could see.)"""
+    return f"results_{name}_{list_id}"
 
 
-def forget_filters() -> None:
-    """Another list has other values to filter by: start it unfiltered."""
-    for name in (*FILTER_KEYS, "results_scope"):
-        st.session_state.pop(name, None)
-
-
-def filters(options: FilterOptions) -> Selection:
+def filters(options: FilterOptions, list_id: int) -> Selection:
     """The five filters, in two rows (five side by side leave no room for a chosen value at 1280 px)."""
     status_col, safe_col, flag_col = st.columns(3)
     reason_col, domain_col = st.columns(2)
     any_value = "Any"  # an empty filter matches every row
     return Selection(
-        statuses=tuple(status_col.multiselect("Verification status", options.statuses, key="results_status",
-                                              placeholder=any_value)),
-        safe_to_send=tuple(safe_col.multiselect("Safe to send", options.safe_to_send, key="results_safe",
-                                                placeholder=any_value)),
-        reasons=tuple(reason_col.multiselect("Reason", options.reasons, key="results_reason", placeholder=any_value)),
-        flags=tuple(flag_col.multiselect("Flagged as", options.flags, key="results_flag", placeholder=any_value,
-                                         help="Rows with any of these flags set to Yes")),
-        domains=tuple(domain_col.multiselect("Domain", options.domains, key="results_domain", placeholder=any_value,
-                                             accept_new_options=True,
+        statuses=tuple(status_col.multiselect("Verification status", options.statuses,
+                                              key=filter_key("status", list_id), placeholder=any_value)),
+        safe_to_send=tuple(safe_col.multiselect("Safe to send", options.safe_to_send,
+                                                key=filter_key("safe", list_id), placeholder=any_value)),
+        reasons=tuple(reason_col.multiselect("Reason", options.reasons, key=filter_key("reason", list_id),
+                                             placeholder=any_value)),
+        flags=tuple(flag_col.multiselect("Flagged as", options.flags, key=filter_key("flag", list_id),
+                                         placeholder=any_value, help="Rows with any of these flags set to Yes")),
+        domains=tuple(domain_col.multiselect("Domain", options.domains, key=filter_key("domain", list_id),
+                                             placeholder=any_value, accept_new_options=True,
                                              help="The 50 biggest domains are listed; type any other one")))
 
 
@@ -115,7 +116,7 @@ def downloads_section(item: results.VerifiedList, found: Rows, selection: Select
                       cache_key: tuple[str, int, int, str]) -> None:
     """Links to the whole list or the filtered rows, as CSV (for a spreadsheet or exact) or Excel;
     the server streams each file from the merged file (lib.download_links)."""
-    scope = st.radio("Rows", ["all", "filtered"], key="results_scope", horizontal=True,
+    scope = st.radio("Rows", ["all", "filtered"], key=filter_key("scope", item.record.id), horizontal=True,
                      disabled=not selection.active, help="Set a filter above to download only the rows it matches",
                      format_func=lambda s: f"All {found.total:,} rows" if s == "all"
                      else f"The {found.matching:,} rows the filters match")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from lib import actions
 from lib.access import OPERATOR, User, require
+from lib import funnel
 from lib.figures import Metric, plural
 from lib.progress import activity_line, job_subject
 from lib.store import Activity, Store, VerificationJob
@@ -143,18 +144,12 @@ def waiting_reason(store: Store, mode: str, *, has_token: bool) -> str | None:
 
 # ---- the Verify page's decisions ----------------------------------------------------------------
 def cost_metrics(plan: VerificationPlan, balance: Balance, reserved: int, cache_days: int) -> list[Metric]:
-    """What a run costs, as the Verify page shows it before anything is spent."""
+    """What a run costs, as the Verify page shows it before anything is spent: the funnel's distinct
+    addresses (the same number Lists and Results show) split into what is free and what is bought."""
     held = f"; {reserved:,} of it held for jobs already started" if reserved else ""
-    return [
-        Metric("Distinct addresses", f"{plan.unique_emails:,}", help="Distinct addresses after trimming and "
-               "lower-casing, including those that fail the syntax check: one verdict each. Duplicates and empty "
-               "cells are not counted (My lists counts only the valid ones)."),
-        Metric("Free: fresh in cache", f"{plan.cached:,}", help=f"Verified in the last {cache_days} days (Unknown "
-               "results are never reused)"),
-        Metric("Free: syntax errors", f"{plan.syntax_invalid:,}", help="Cannot be delivered: marked Invalid "
-               "(\"Syntax error\") without asking Clearout"),
-        Metric("Credits needed", f"{plan.to_verify:,}", help="At most: Clearout does not charge Unknown results. "
-               "Addresses whose last verdict was Unknown are verified again."),
+    stages = funnel.verdict_stages(plan.unique_emails, plan.syntax_invalid, plan.cached, plan.to_verify, done=False)
+    notes = ["addresses", "free", f"free (≤ {cache_days} days)", "credits at most"]
+    return [stage.metric(note) for stage, note in zip(stages, notes)] + [
         Metric("Credits available", "—" if balance.available is None else f"{balance.available:,}",
                help=f"Your Clearout balance{held}" + (f" (read {_age(balance)})" if balance.as_of else "")),
     ]

@@ -16,12 +16,14 @@ from lib.pulls import count_audience
 from lib.results import MERGE_TASK, merge_now
 from lib.runtime import Clients
 from lib.store import Store, Task
-from lib.tasks import READ_BACK_TASK, UNDO_PREVIEW_TASK
+from lib.export.plan import ExportOptions
+from lib.export.planfile import plan_export
+from lib.tasks import EXPORT_PLAN_TASK, READ_BACK_TASK, UNDO_PREVIEW_TASK
 from lib.verification.balance import balance_wanted, refresh_balance
 
 log = logging.getLogger(__name__)
 
-KINDS = (COUNT_TASK, UNDO_PREVIEW_TASK, READ_BACK_TASK, MERGE_TASK)
+KINDS = (COUNT_TASK, UNDO_PREVIEW_TASK, READ_BACK_TASK, MERGE_TASK, EXPORT_PLAN_TASK)
 
 
 class TaskWorker:
@@ -82,6 +84,12 @@ class TaskWorker:
             run = finished_run(self.store, int(args["run_id"]))
             checks = record_read_back(self.store, run, self.clients.clevertap(connection_of(self.store, run)))
             return {"checked": len(checks), "confirmed": sum(1 for c in checks if c.confirmed)}
+        if task.kind == EXPORT_PLAN_TASK:
+            plan = plan_export(self.store, int(args["list_id"]), ExportOptions.from_json(args["options"]),
+                               guardrail_pct=float(args["guardrail_pct"]))
+            if plan.job_id != int(args["job_id"]):
+                raise UserError("The list was verified again since you asked: make the dry run again.")
+            return plan.to_json()
         if task.kind == MERGE_TASK:
             path = merge_now(self.store, int(args["list_id"]), int(args["job_id"]))
             return {"path": path.name}

@@ -447,3 +447,42 @@ def test_stop_from_a_page_leaves_a_resumable_run(make_sandbox, store) -> None:
     runs.resume_run(store, run.id, user=OPERATOR)
     with client_for(sb) as client:
         assert RunApplier(store, run.id, client).apply().state == "done"
+
+
+def test_a_big_plan_is_recorded_by_the_worker_then_applied(make_sandbox, store, monkeypatch) -> None:
+    monkeypatch.setattr(runs, "RECORD_HERE_MAX", 10)  # as a plan of millions of changes
+    sb = make_sandbox()
+    record = make_verified_list(store, pull(sb, 60), every(2, C.INVALID))
+    plan = planned(store, record)
+    project = connect(store, sb)
+    run = runs.start_run(store, plan, project, user=OPERATOR, batch_size=7)
+    assert run.state == "planned" and run.planned_records == 0  # Apply returned at once: nothing recorded yet
+    n = plan.summary.changes
+    assert n > 20 and f"Recording the plan ({n} records)" in views.progress_text(views.run_status(store, run.id))
+    with pytest.raises(DuplicateRun):  # already counts as the list's active run to this project
+        runs.start_run(store, planned(store, record), project, user=OPERATOR)
+    assert store.add_export_changes(run.id, [], batch_size=7) == 0  # nothing half-recorded to find
+
+    worker = ExportWorker(store, lambda _r: client_for(sb), mode="sandbox", owner="tester")
+    assert worker.run_once() is True  # records
+    recorded = store.get_export_run(run.id)
+    assert (recorded.state, recorded.planned_records, recorded.batches_total) == ("running", n, -(-n // 7))
+    assert store.add_export_changes(run.id, plan.change_batches(), batch_size=7) == n  # recorded once only
+    assert worker.run_once() is True  # applies
+    done = store.get_export_run(run.id)
+    assert done.state == "done" and store.export_outcome_counts(run.id) == {"ok": n}
+    assert_state_matches_plan(sb, plan)
+
+
+def test_a_big_plan_whose_files_are_gone_fails_without_sending(make_sandbox, store, monkeypatch) -> None:
+    monkeypatch.setattr(runs, "RECORD_HERE_MAX", 5)
+    sb = make_sandbox()
+    record = make_verified_list(store, pull(sb, 20), every(2, C.INVALID))
+    plan = planned(store, record)
+    run = runs.start_run(store, plan, connect(store, sb), user=OPERATOR)
+    for path in plan.changes_files:
+        path.unlink()
+    ExportWorker(store, lambda _r: client_for(sb), mode="sandbox", owner="tester").run_once()
+    failed = store.get_export_run(run.id)
+    assert failed.state == "failed" and "Make the dry run again" in (failed.error or "")
+    assert sb.stats()["requests"].get("clevertap.upload") is None

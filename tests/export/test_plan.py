@@ -9,8 +9,9 @@ import pytest
 
 from lib import columns as C
 from lib.export.payloads import resubscribe_data, sample_payload, upload_body, upload_records
-from lib.export.plan import (DEFAULT_APPEND, MAX_KEY_BYTES, RUN_SOURCE, STAMP_PROPERTY, AppendColumn, ExportOptions,
-                             build_plan, confirmation_phrase, property_name_errors)
+from lib.export.plan import ExportOptions, build_plan, confirmation_phrase
+from lib.export.properties import (DEFAULT_APPEND, MAX_KEY_BYTES, RUN_SOURCE, STAMP_PROPERTY, AppendColumn,
+                                   property_name_errors)
 from lib.export.views import changes_csv, reason_counts
 from lib.merge import append_verdicts
 from tests.export.support import verdicts_for
@@ -167,3 +168,36 @@ def test_reason_counts_and_csv_download() -> None:
     assert list(table["Action"]) == ["Unsubscribe"] * 3
     assert "'=cmd()" in set(table["Clearout reason"])  # neutralised for spreadsheets
     assert set(table["MSG-email before"]) == {"subscribed"}
+    exact = pd.read_csv(io.BytesIO(changes_csv(plan.changes, "exact")))
+    assert "=cmd()" in set(exact["Clearout reason"])  # for re-import: as it is
+
+
+def test_the_exact_plan_csv_keeps_object_ids_that_start_with_a_dash() -> None:
+    merged = audience([C.INVALID, C.INVALID], identities=[None, None])
+    merged["objectId"] = pd.Series(["-3gq2k9", "+44abc"], dtype="string[pyarrow]")
+    plan = plan_of(merged, guardrail_pct=100)
+    exact = pd.read_csv(io.BytesIO(changes_csv(plan.changes, "exact")), dtype=str)
+    assert list(exact["Value"]) == ["-3gq2k9", "+44abc"]  # they still match CleverTap's
+    sheet = pd.read_csv(io.BytesIO(changes_csv(plan.changes)), dtype=str, encoding="utf-8-sig")
+    assert list(sheet["Value"]) == ["'-3gq2k9", "'+44abc"]  # a spreadsheet shows them, does not run them
+
+
+def bounced(types: list[str | None], reasons: list[str]) -> pd.DataFrame:
+    merged = audience([C.INVALID] * len(types), reasons=reasons)
+    merged[C.BOUNCE_TYPE] = pd.Series(types, dtype="string[pyarrow]")
+    return merged
+
+
+def test_soft_bounces_are_a_separate_rule_off_by_default() -> None:
+    merged = bounced(["hard", "soft", "Soft", "soft", None],
+                     ["Mailbox not found", "Message receiving limit reached", "Mailbox quota exceeded",
+                      "Probably Spamtrap/Honeypot", "Domain is part of blocklist"])
+    plan = plan_of(merged, guardrail_pct=100)
+    # Hard bounces, the spam trap (soft by type, harmful to mail anyway) and the blocklisted: by default.
+    assert list(plan.changes["key_value"]) == ["u0", "u3", "u4"]
+    assert plan.summary.by_rule == {"Invalid": 3}
+    both = plan_of(merged, ExportOptions(rules=("soft_bounce",)), guardrail_pct=100)
+    assert list(both.changes["key_value"]) == ["u0", "u1", "u2", "u3", "u4"]
+    assert both.summary.by_rule == {"Invalid": 3, "Soft bounce": 2}
+    assert set(both.changes.loc[both.changes["rule"] == "Soft bounce", "reason"]) == {
+        "Message receiving limit reached", "Mailbox quota exceeded"}

@@ -1,6 +1,7 @@
 """AppTest of the Export page: empty states, dry run, guardrail, apply, the email-only path."""
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -65,6 +66,16 @@ def wait_for_task(task_id: int, timeout: float = 30.0):
     return task
 
 
+def dry_run(at):
+    """Press Dry run, let the worker plan it, and show the answer."""
+    at.button(key="export_dry_run").click().run()
+    assert not at.exception, page_errors(at)
+    wait_for_task(at.session_state["export_plan_task"])
+    at.run()
+    assert not at.exception, page_errors(at)
+    return at
+
+
 def test_without_a_verified_list_it_links_to_verify(monkeypatch, tmp_path) -> None:
     at = open_page(monkeypatch, tmp_path, invalid_every=None)
     assert "No verified list yet" in rendered_text(at)
@@ -81,7 +92,8 @@ def test_dry_run_shows_the_plan_then_apply_creates_a_run(monkeypatch, tmp_path) 
     at = open_page(monkeypatch, tmp_path)
     assert not [b for b in at.button if b.key == "export_apply"]  # no apply before a dry run
     at.button(key="export_dry_run").click().run()
-    assert not at.exception, page_errors(at)
+    assert "Dry run: planning every change of the 120 rows" in rendered_text(at)  # the worker plans it
+    dry_run(at)
     rt = ui.runtime()
     expected = plan_export(rt.store, rt.store.list_lists("sandbox")[0].id, ExportOptions(),
                                   guardrail_pct=30).summary
@@ -92,13 +104,21 @@ def test_dry_run_shows_the_plan_then_apply_creates_a_run(monkeypatch, tmp_path) 
     assert reasons["Profiles"].sum() == expected.to_unsubscribe and set(reasons["Rule"]) == {"Invalid"}
     assert '"MSG-email": false' in at.code[0].value and '"/1/upload"' in at.code[0].value
     assert not at.button(key="export_apply").disabled  # 25% is under the 30% guardrail
+    # The funnel from Results' undeliverable rows to the profiles unsubscribed adds up.
+    [chart] = [c for c in at.get("plotly_chart") if c.proto.id.endswith("export_funnel") or "funnel" in c.proto.spec]
+    steps = dict(zip(*(json.loads(chart.proto.spec)["data"][0][axis] for axis in ("y", "x"))))
+    assert steps["To unsubscribe"] == expected.to_unsubscribe
+    assert steps["Distinct profiles"] == expected.to_unsubscribe + expected.already_unsubscribed
+    assert steps["Matching your rules"] == expected.matched_rows == expected.undeliverable_matched
+    assert f"{expected.undeliverable_rows:,} undeliverable rows (as on Results)" in rendered_text(at)
+    assert f"= **{expected.to_unsubscribe:,} profiles to unsubscribe**" in rendered_text(at)
 
     at.checkbox(key="export_rule_catch_all").check().run()
     assert "choices changed since the dry run" in rendered_text(at)
     assert "Catch-all is risky, not dead" in rendered_text(at)
     at.checkbox(key="export_rule_catch_all").uncheck().run()
 
-    at.button(key="export_dry_run").click().run()
+    dry_run(at)
     at.button(key="export_apply").click().run()
     assert not at.exception, page_errors(at)
     [run] = ui.runtime().store.list_export_runs()
@@ -114,7 +134,7 @@ def test_dry_run_shows_the_plan_then_apply_creates_a_run(monkeypatch, tmp_path) 
 
 def test_guardrail_needs_the_typed_confirmation(monkeypatch, tmp_path) -> None:
     at = open_page(monkeypatch, tmp_path, invalid_every=2)
-    at.button(key="export_dry_run").click().run()
+    dry_run(at)
     assert "more than the 30% guardrail" in rendered_text(at)
     assert at.button(key="export_apply").disabled
     at.text_input(key="export_confirm").input("UNSUBSCRIBE 1").run()
@@ -131,7 +151,7 @@ def test_guardrail_needs_the_typed_confirmation(monkeypatch, tmp_path) -> None:
 def test_email_only_list_explains_the_subscribe_api(monkeypatch, tmp_path) -> None:
     at = open_page(monkeypatch, tmp_path, email_only=True)
     assert "Subscribe API" in rendered_text(at) and at.checkbox(key="export_append").disabled
-    at.button(key="export_dry_run").click().run()
+    dry_run(at)
     assert '"/1/subscribe"' in at.code[0].value and '"Unsubscribe"' in at.code[0].value
     # Some addresses' state before cannot be known: the person chooses what undo does, nothing pre-selected.
     [choice] = [r for r in at.radio if r.key.startswith("export_unknown_prior_")]

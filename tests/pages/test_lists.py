@@ -143,7 +143,7 @@ def test_preview_rename_and_delete(monkeypatch, tmp_path) -> None:
     at = open_lists(monkeypatch, tmp_path)
     record = add_csv()
     at.run()
-    assert at.dataframe[0].value["Unique"].tolist() == [150]
+    assert at.dataframe[0].value["Distinct addresses"].tolist() == [150]
     preview = at.dataframe[1].value
     assert len(preview) == 100 and preview["Email"].iloc[0] == "user0@example.com"
     at.text_input(key=f"lists_rename_{record.id}").input("  ")

@@ -12,7 +12,8 @@ from lib import columns as co
 from lib import download_links, downloads, merge, results
 from lib.filters import filter_rows
 from lib.store import Store
-from tests.pages.support import app_test, isolate_app, page_errors, release_app
+from lib.ui import results as widgets
+from tests.pages.support import app_test, isolate_app, page_errors, release_app, rendered_text
 from tests.results_support import make_verified_list
 
 PAGE = "pages/results.py"
@@ -74,20 +75,36 @@ def test_key_figures_and_every_chart(store: Store) -> None:
     assert shown["Credits saved"].value == f"{fx.job.cached + fx.job.syntax_invalid:,}"
 
     charts = elements(at, "plotly_chart")
-    assert len(charts) == 7
+    assert len(charts) == 8
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in charts]
-    assert all(titles) and len(set(titles)) == 7
+    assert all(titles) and len(set(titles)) == 8
     assert all(json.loads(c.proto.config)["displaylogo"] is False for c in charts)
+    # The funnel of rows, and the distinct addresses split as Verify priced them: they reconcile.
+    steps = dict(zip(*(json.loads(charts[0].proto.spec)["data"][0][axis] for axis in ("y", "x"))))
+    syntax_rows = int((merged[co.VERDICT_SOURCE] == co.SOURCE_SYNTAX).sum())
+    assert steps == {"Rows": figures.rows, "With an address": figures.rows - figures.no_email,
+                     "Well-formed": figures.rows - figures.no_email - syntax_rows,
+                     "Not undeliverable": figures.rows - figures.no_email - figures.undeliverable,
+                     "Safe to send": figures.safe_to_send}
+    job = fx.job
+    assert (f"{figures.unique_emails:,} distinct addresses = {job.syntax_invalid:,} syntax errors + "
+            f"{job.cached:,} from the cache + {job.to_verify:,} bought") in rendered_text(at)
+    assert figures.unique_emails == job.syntax_invalid + job.cached + job.to_verify
     assert len(at.dataframe[0].value) == figures.rows  # 800 rows: under the preview bound
     assert match_text(at) == f"All {figures.rows:,} rows match; showing all {figures.rows:,}."
     assert [link.proto.page for link in elements(at, "page_link")] == ["export"]
+
+
+def key(at: AppTest, name: str) -> str:
+    """The key of a Results filter widget of the list on screen (widgets.filter_key)."""
+    return widgets.filter_key(name, at.session_state["results_list"])
 
 
 def test_filters_narrow_the_preview_and_the_count(store: Store) -> None:
     fx = make_verified_list(store, rows=900)
     merged = merge.append_verdicts(fx.rows, "Email", fx.verdicts)
     at = open_page()
-    at.multiselect(key="results_status").select(co.INVALID).run()
+    at.multiselect(key=key(at, "status")).select(co.INVALID).run()
     invalid = filter_rows(merged, statuses=[co.INVALID])
     assert 0 < len(invalid) < len(merged)
     assert match_text(at).startswith(f"{len(invalid):,} of {len(merged):,} rows match")
@@ -95,11 +112,11 @@ def test_filters_narrow_the_preview_and_the_count(store: Store) -> None:
     assert len(preview) == len(invalid)
     assert set(preview[co.STATUS].astype(str)) == {co.INVALID}
 
-    at.multiselect(key="results_domain").select("gmail.com").run()
+    at.multiselect(key=key(at, "domain")).select("gmail.com").run()
     both = filter_rows(merged, statuses=[co.INVALID], domains=["gmail.com"])
     assert len(at.dataframe[0].value) == len(both) < len(invalid)
     assert match_text(at).startswith(f"{len(both):,} of {len(merged):,} rows match")
-    assert at.radio(key="results_scope").disabled is False
+    assert at.radio(key=key(at, "scope")).disabled is False
 
 
 def test_preview_never_sends_more_than_the_bound(store: Store) -> None:
@@ -121,15 +138,25 @@ def test_list_asked_for_by_another_page_is_preselected(store: Store) -> None:
     assert next(m for m in at.metric if m.label == "Rows").value == "300"
 
 
-def test_switching_lists_clears_the_filters(store: Store) -> None:
+def test_switching_lists_clears_the_filters_everywhere(store: Store) -> None:
     first = make_verified_list(store, rows=300, name="First", seed=1)
-    make_verified_list(store, rows=400, name="Second", seed=2)
+    second = make_verified_list(store, rows=400, name="Second", seed=2)
     at = open_page()
-    at.multiselect(key="results_status").select(co.VALID).run()
+    assert at.session_state["results_list"] == second.record.id
+    at.multiselect(key=key(at, "safe")).select(co.NO).select(co.UNKNOWN).run()
+    at.radio(key=key(at, "scope")).set_value("filtered").run()
+    narrowed = match_text(at)
+    assert not narrowed.startswith("All")
     at.selectbox(key="results_list").select(first.record.id).run()
     assert not at.exception, page_errors(at)
-    assert at.multiselect(key="results_status").value == []
+    # The first list's widgets are new ones: nothing chosen, nothing applied, nothing left to apply.
+    assert at.multiselect(key=key(at, "safe")).value == [] and at.radio(key=key(at, "scope")).value == "all"
     assert match_text(at).startswith("All 300 rows match")
+    assert {element.proto.label.split(" (")[1] for element in at.get("link_button")} == {"300 rows)"}
+    at.run()  # the next click applies nothing stale either
+    assert match_text(at).startswith("All 300 rows match")
+    at.selectbox(key="results_list").select(second.record.id).run()
+    assert at.multiselect(key=key(at, "safe")).value == [] and match_text(at).startswith("All 400 rows match")
 
 
 def links(at: AppTest) -> dict[str, str]:
@@ -163,9 +190,9 @@ def test_csv_links_stream_all_rows_or_the_filtered_ones(store: Store) -> None:
     assert exact == downloads.to_csv_bytes(merged, downloads.EXACT) and b"'=HYPERLINK" not in exact
     assert links(run(at)) == offered  # a rerun reuses the links
 
-    at.multiselect(key="results_status").select(co.CATCH_ALL)
+    at.multiselect(key=key(at, "status")).select(co.CATCH_ALL)
     run(at)
-    at.radio(key="results_scope").set_value("filtered")
+    at.radio(key=key(at, "scope")).set_value("filtered")
     run(at)
     name, part = fetch(links(at)["CSV for a spreadsheet"])
     assert name == "Gold_VIP_Q4_clearout_results_filtered.csv"

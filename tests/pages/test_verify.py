@@ -46,8 +46,8 @@ def test_shows_the_cost_breakdown_and_starts_a_queued_job(monkeypatch, tmp_path:
 
     shown = metrics(at)
     assert shown["Distinct addresses"] == "12"
-    assert shown["Free: fresh in cache"] == "2" and shown["Free: syntax errors"] == "2"
-    assert shown["Credits needed"] == "8"
+    assert shown["From the cache"] == "2" and shown["Syntax errors"] == "2"
+    assert shown["To buy"] == "8"
     assert shown["Credits available"] == "250,000"  # the sandbox account's default
     button = at.button(key="verify_start")
     assert not button.disabled and "8 credits" in button.label
