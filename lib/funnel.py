@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
-from lib.export.plan import PlanSummary
-from lib.figures import Metric
+from lib.export.plan import METHOD_SUBSCRIBE, ExportPlan, PlanSummary
+from lib.figures import Metric, plural
 from lib.merge import KeyFigures
 from lib.store import ListRecord
 
@@ -54,8 +54,25 @@ class Stage:
     def help(self) -> str:
         return TERMS.get(self.label, "")
 
+    @property
+    def text(self) -> str:
+        """`1 row`, `2 rows`, `1 address`…"""
+        return counted(self.count, self.unit)
+
     def metric(self, note: str = "") -> Metric:
         return Metric(self.label, f"{self.count:,}", note or self.unit, self.help)
+
+
+_ONE = {"rows": "row", "addresses": "address", "profiles": "profile"}
+
+
+def counted(count: int, unit: str) -> str:
+    return plural(count, _ONE.get(unit, unit), unit)
+
+
+def export_unit(plan: ExportPlan) -> str:
+    """What an export changes once each: profiles, or addresses for a list of addresses only (Subscribe API)."""
+    return "addresses" if plan.method == METHOD_SUBSCRIBE else "profiles"
 
 
 def list_stages(record: ListRecord) -> list[Stage]:
@@ -85,25 +102,26 @@ def row_stages(figures: KeyFigures, syntax_rows: int) -> list[Stage]:
             Stage("Safe to send", figures.safe_to_send, "rows")]
 
 
-def export_stages(summary: PlanSummary) -> list[Stage]:
-    """From the rows the chosen rules take to the profiles unsubscribed: the dry run's funnel."""
+def export_stages(summary: PlanSummary, unit: str = "profiles") -> list[Stage]:
+    """From the rows the chosen rules take to the profiles (or addresses) unsubscribed: the dry run's funnel."""
     return [Stage("Matching your rules", summary.matched_rows, "rows"),
             Stage("With a profile key", summary.matched_with_key, "rows"),
-            Stage("Distinct profiles", summary.to_unsubscribe + summary.already_unsubscribed, "profiles"),
-            Stage("To unsubscribe", summary.to_unsubscribe, "profiles")]
+            Stage("Distinct profiles", summary.to_unsubscribe + summary.already_unsubscribed, unit),
+            Stage("To unsubscribe", summary.to_unsubscribe, unit)]
 
 
-def export_reconciliation(summary: PlanSummary) -> str:
-    """How Results' undeliverable rows become the profiles to unsubscribe, in one sentence of figures."""
+def export_reconciliation(summary: PlanSummary, unit: str = "profiles") -> str:
+    """How Results' undeliverable rows become the profiles (or addresses) to unsubscribe, in one sentence
+    of figures."""
     outside = summary.undeliverable_rows - summary.undeliverable_matched
     extra = summary.matched_rows - summary.undeliverable_matched
-    parts = [f"{summary.undeliverable_rows:,} undeliverable rows (as on Results)"]
+    parts = [f"{plural(summary.undeliverable_rows, 'undeliverable row')} (as on Results)"]
     if outside:
         parts.append(f"− {outside:,} your rules leave alone (Safe to send = No without Invalid, or soft bounces "
                      "not ticked)")
     if extra:
-        parts.append(f"+ {extra:,} rows of the extra rules you ticked")
-    parts.append(f"= {summary.matched_rows:,} rows matching your rules")
+        parts.append(f"+ {counted(extra, 'rows')} of the extra rules you ticked")
+    parts.append(f"= {counted(summary.matched_rows, 'rows')} matching your rules")
     no_key = summary.matched_rows - summary.matched_with_key
     if no_key:
         parts.append(f"− {no_key:,} without a profile key")
@@ -112,7 +130,7 @@ def export_reconciliation(summary: PlanSummary) -> str:
         parts.append(f"− {repeats:,} repeating a profile")
     if summary.already_unsubscribed:
         parts.append(f"− {summary.already_unsubscribed:,} already unsubscribed")
-    parts.append(f"= **{summary.to_unsubscribe:,} profiles to unsubscribe**")
+    parts.append(f"= **{counted(summary.to_unsubscribe, unit)} to unsubscribe**")
     return " ".join(parts)
 
 
@@ -120,7 +138,7 @@ def figure(stages: list[Stage], title: str) -> go.Figure:
     """A funnel chart of `stages`, each bar saying what it counts."""
     shown = go.Figure(go.Funnel(
         y=[stage.label for stage in stages], x=[stage.count for stage in stages],
-        text=[f"{stage.count:,} {stage.unit}" for stage in stages], textinfo="text",
+        text=[stage.text for stage in stages], textinfo="text",
         hovertext=[stage.help for stage in stages], hoverinfo="text", marker={"color": "#0072B2"},
         connector={"line": {"color": "#C8C8C8"}}))
     shown.update_layout(title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 16}},

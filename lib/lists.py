@@ -159,6 +159,15 @@ COUNT_COLUMNS = tuple(COUNT_HELP)
 _STATE_LABELS = {"pulling": "Pulling…", "ready": "Ready", "failed": "Failed"}  # as on Home (lib/guide)
 
 
+def added_line(record: ListRecord) -> str:
+    """What a list just added holds, in the funnel's words (Lists' table, Verify and Results say the same)."""
+    syntax = syntax_errors(record)
+    distinct = record.distinct_addresses if record.distinct_addresses is not None else record.unique_emails
+    return (f"{record.rows:,} {'row' if record.rows == 1 else 'rows'}, {distinct:,} distinct "
+            f"{'address' if distinct == 1 else 'addresses'}"
+            + (f" ({syntax:,} with a syntax error)" if syntax else ""))
+
+
 def my_lists(store: Store, mode: str) -> list[ListRecord]:
     """The lists of a mode, newest first, each with its distinct addresses counted."""
     return [with_distinct_addresses(store, record) for record in store.list_lists(mode)]

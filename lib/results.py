@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from lib import charts, downloads, funnel, resultset, resultstats
 from lib import columns as co
 from lib.errors import UserError
-from lib.figures import Metric
+from lib.figures import Metric, plural
 from lib.filters import Selection
 from lib.listkeys import ensure_keys
 from lib.resultset import Rows
@@ -167,8 +167,9 @@ def address_line(summary: Summary, job: VerificationJob) -> str:
     bought = job.to_verify
     spent = "" if summary.credits_spent is None else \
         f" · {summary.credits_spent:,} credits spent (Unknown results are free)"
-    return (f"{summary.figures.unique_emails:,} distinct addresses = {summary.syntax_invalid:,} syntax errors + "
-            f"{summary.cached:,} from the cache + {bought:,} bought{spent}.")
+    return (f"{plural(summary.figures.unique_emails, 'distinct address', 'distinct addresses')} = "
+            f"{plural(summary.syntax_invalid, 'syntax error')} + {summary.cached:,} from the cache + "
+            f"{bought:,} bought{spent}.")
 
 
 def figures(summary: Summary) -> tuple[go.Figure, ...]:

@@ -24,7 +24,7 @@ def test_the_dry_run_sentence_reconciles_results_with_the_profiles_unsubscribed(
     text = funnel.export_reconciliation(s)
     numbers = [int(n.replace(",", "")) for n in re.findall(r"\d[\d,]*", text)]
     assert text.startswith("5 undeliverable rows (as on Results) − 1 your rules leave alone")
-    assert "+ 1 rows of the extra rules you ticked = 5 rows matching your rules" in text
+    assert "+ 1 row of the extra rules you ticked = 5 rows matching your rules" in text
     assert "− 1 repeating a profile − 1 already unsubscribed = **3 profiles to unsubscribe**" in text
     assert numbers[-1] == s.to_unsubscribe == 3
     stages = {stage.label: stage.count for stage in funnel.export_stages(s)}
@@ -44,3 +44,13 @@ def test_the_funnel_chart_says_what_each_bar_counts() -> None:
                            "t")
     assert list(figure.data[0].text) == ["20 rows", "15 addresses"]
     assert pd.Series(figure.data[0].x).tolist() == [20, 15]
+
+
+def test_one_of_a_kind_is_said_in_the_singular_and_address_lists_count_addresses() -> None:
+    statuses = [C.INVALID, C.VALID, C.VALID]
+    plan = plan_of(audience(statuses, msg=[True] * 3, identities=["u0", "u1", "u2"]), ExportOptions(),
+                   guardrail_pct=100)
+    text = funnel.export_reconciliation(plan.summary, "addresses")
+    assert text == "1 undeliverable row (as on Results) = 1 row matching your rules = **1 address to unsubscribe**"
+    assert [stage.text for stage in funnel.export_stages(plan.summary)] == ["1 row", "1 row", "1 profile", "1 profile"]
+    assert funnel.export_unit(plan) == "profiles"

@@ -113,6 +113,16 @@ def test_overview_is_one_row_per_list(store: Store) -> None:
     assert frame[list(lists.COUNT_COLUMNS)].values.tolist() == [[3, 3, 2, 2, 1]] * 2
 
 
+def test_the_added_line_counts_what_the_table_counts(store: Store) -> None:
+    messy, _ = lists.add_csv_list(store, "live", io.BytesIO(b"Email\na@x.com\nA@x.com \n\nbroken@\n"),
+                                  file_name="messy.csv", max_bytes=MB, user=OPERATOR)
+    clean, _ = lists.add_csv_list(store, "live", io.BytesIO(b"Email\na@x.com\n"), file_name="one.csv",
+                                  max_bytes=MB, user=OPERATOR)
+    assert lists.added_line(messy) == "3 rows, 2 distinct addresses (1 with a syntax error)"
+    assert lists.added_line(clean) == "1 row, 1 distinct address"
+    assert lists.overview([messy])["Distinct addresses"].tolist() == [2]
+
+
 def test_lists_made_before_the_count_get_it_on_first_view(store: Store) -> None:
     record, _ = lists.add_csv_list(store, "live", io.BytesIO(b"Email\na@x.com\nbad@\nb@x.com\n"),
                                    file_name="old.csv", max_bytes=MB, user=OPERATOR)

@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 from lib import columns as co
 from lib.emails import normalise_emails, valid_syntax_mask
 from lib.errors import UserError
+from lib.figures import plural
 from lib.export.properties import (DEFAULT_APPEND, MAX_VALUE_BYTES, STAMP_PROPERTY, AppendColumn,
                                    custom_key_warning, properties_json, property_name_errors)
 from lib.merge import NOT_IN_RESULT_REASON
@@ -422,24 +423,28 @@ def finish_plan(counts: PlanCounts, context: PlanContext, errors: list[str], not
     if summary.no_key:
         what = ("no identity or objectId" if context.method == METHOD_UPLOAD
                 else "no address CleverTap could hold (empty, or failing the syntax check)")
-        notes.append(f"{summary.no_key:,} row(s) have {what}: nothing is sent for them.")
+        notes.append(f"{plural(summary.no_key, 'row has', 'rows have')} {what}: nothing is sent for them.")
     if summary.already_unsubscribed:
-        notes.append(f"{summary.already_unsubscribed:,} matching profile(s) were already unsubscribed when "
-                     "the list was pulled: they are not sent again, and undo will never re-subscribe them.")
+        were = plural(summary.already_unsubscribed, "matching profile was", "matching profiles were")
+        notes.append(f"{were} already unsubscribed when the list was pulled: they are not sent again, and undo "
+                     "will never re-subscribe them.")
     unknown = summary.to_unsubscribe - summary.prior_known if options.unsubscribe else 0
     if unknown and unknown > PRIOR_LOOKUP_MAX:
-        notes.append(f"For {unknown:,} {'address' if context.method == METHOD_SUBSCRIBE else 'profile'}(s) to "
+        unknowns = plural(unknown, "address", "addresses") if context.method == METHOD_SUBSCRIBE else \
+            plural(unknown, "profile")
+        notes.append(f"For {unknowns} to "
                      "unsubscribe the list does not say whether they are subscribed now, and that is more than "
                      f"the {PRIOR_LOOKUP_MAX:,} the app reads from CleverTap before sending: their state before "
                      "stays unknown. Choose below what undo does with them.")
     elif unknown and context.method == METHOD_SUBSCRIBE:
-        notes.append(f"Before sending, the app reads the current state of these {unknown:,} address(es) from "
+        these = "this address" if unknown == 1 else f"these {unknown:,} addresses"
+        notes.append(f"Before sending, the app reads the current state of {these} from "
                      "CleverTap, so that undo can restore it. CleverTap shows a state only for an address that "
                      "has a profile. An address with no profile may still be unsubscribed at address level (an "
                      "earlier Subscribe call, a bounce), and no CleverTap API reads that: for those, the state "
                      "before cannot be known. Choose below what undo does with them.")
     elif unknown:
-        notes.append(f"For {unknown:,} profile(s) the list does not say whether they are subscribed now: the "
+        notes.append(f"For {plural(unknown, 'profile')} the list does not say whether they are subscribed now: the "
                      "app reads it from CleverTap just before sending, so that undo can restore it.")
     if summary.over_guardrail:
         warnings.append(f"This would unsubscribe {summary.unsubscribe_pct:.1f}% of the list's profiles, more "

@@ -329,7 +329,7 @@ def apply_readiness(plan: ExportPlan, confirmation: str, connection_name: str,
     confirmed = not s.over_guardrail or confirmation.strip() == confirmation_phrase(plan)
     chosen = not plan.needs_prior_choice or unknown_prior in UNKNOWN_PRIOR_CHOICES
     note = f"Run {active.id} is still sending: this one starts when it ends." if active is not None else None
-    return ApplyReadiness(f"Apply: send {s.changes:,} records to {connection_name}",
+    return ApplyReadiness(f"Apply: send {plural(s.changes, 'record')} to {connection_name}",
                           disabled=not (plan.can_apply and confirmed and chosen), note=note)
 
 

@@ -185,9 +185,10 @@ def dry_run_panel(plan: ExportPlan, connection: Connection) -> None:
     st.subheader("Dry run: exactly what will be sent")
     metric_row(views.plan_metrics(plan))
     if plan.options.unsubscribe:
-        st.markdown(funnel.export_reconciliation(s))  # figures only: no user text
-        st.plotly_chart(funnel.figure(funnel.export_stages(s), "From the rows your rules take to the profiles "
-                                                               "unsubscribed"),
+        unit = funnel.export_unit(plan)
+        st.markdown(funnel.export_reconciliation(s, unit))  # figures only: no user text
+        st.plotly_chart(funnel.figure(funnel.export_stages(s, unit), f"From the rows your rules take to the {unit} "
+                                                                     "unsubscribed"),
                         config={"displaylogo": False}, theme=None, key="export_funnel")
     for message in plan.errors:
         st.error(escape_md(message), icon=":material/block:")
@@ -201,7 +202,8 @@ def dry_run_panel(plan: ExportPlan, connection: Connection) -> None:
                      column_config=counts("Profiles"))
     if s.changes and plan.changes_files:
         sheet, exact = st.columns(2)
-        sheet.link_button(f"The {s.changes:,} profiles that will change: CSV for a spreadsheet",
+        changing = funnel.counted(s.changes, funnel.export_unit(plan))
+        sheet.link_button(f"The {changing} that will change: CSV for a spreadsheet",
                           plan_link(plan, connection), icon=":material/download:", width="stretch")
         exact.link_button("The same, CSV exact (identifiers untouched)", plan_link(plan, connection, EXACT),
                           icon=":material/download:", width="stretch")

@@ -117,8 +117,8 @@ def csv_form(rt: Runtime) -> None:
     except UserError as exc:
         st.error(escape_md(exc.message))
         return
-    st.success(f"Added **{escape_md(record.name)}**: {record.rows:,} rows, {record.unique_emails:,} unique "
-               f"addresses (email column: {escape_md(record.email_column)}). It is chosen in My lists below.")
+    st.success(f"Added **{escape_md(record.name)}**: {lists.added_line(record)} (email column: "
+               f"{escape_md(record.email_column)}). It is chosen in My lists below.")
     state["lists_chosen"] = record.id  # the list just added is the one to look at and verify
     if notice:
         st.warning(escape_md(notice))

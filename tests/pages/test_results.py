@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib import columns as co
 from lib import download_links, downloads, merge, results
+from lib.figures import plural
 from lib.filters import filter_rows
 from lib.store import Store
 from lib.ui import results as widgets
@@ -87,8 +88,9 @@ def test_key_figures_and_every_chart(store: Store) -> None:
                      "Not undeliverable": figures.rows - figures.no_email - figures.undeliverable,
                      "Safe to send": figures.safe_to_send}
     job = fx.job
-    assert (f"{figures.unique_emails:,} distinct addresses = {job.syntax_invalid:,} syntax errors + "
-            f"{job.cached:,} from the cache + {job.to_verify:,} bought") in rendered_text(at)
+    assert (f"{plural(figures.unique_emails, 'distinct address', 'distinct addresses')} = "
+            f"{plural(job.syntax_invalid, 'syntax error')} + {job.cached:,} from the cache + "
+            f"{job.to_verify:,} bought") in rendered_text(at)
     assert figures.unique_emails == job.syntax_invalid + job.cached + job.to_verify
     assert len(at.dataframe[0].value) == figures.rows  # 800 rows: under the preview bound
     assert match_text(at) == f"All {figures.rows:,} rows match; showing all {figures.rows:,}."
