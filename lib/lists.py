@@ -20,10 +20,12 @@ from lib.errors import UserError
 from lib.csv_import import convert_csv
 from lib.funnel import TERMS, list_stages, syntax_errors
 from lib.listkeys import with_distinct_addresses, write_keys
+from lib.processes import this_process
 from lib.store import ListRecord, Store, StoreError
 
 PREVIEW_ROWS = 100
 MAX_NAME_LENGTH = 120
+IMPORT_LEASE_S = 24 * 3600.0  # a CSV import far longer than any file takes; a dead importer frees it at once
 
 
 class ListError(UserError):
@@ -78,7 +80,11 @@ def add_csv_list(store: Store, mode: str, source: BinaryIO | Path, *, file_name:
     staged = staging_path(store)
     try:
         conversion = convert_csv(source, staged, max_bytes=max_bytes)
-        record = store.create_list(name=list_name, mode=mode, source_kind="csv", source=file_name)
+        # Until its rows are in place the list is 'pulling', as a pull is, leased by this process: the
+        # worker took it for an audience pull and failed it, deleting the file just written (a race seen
+        # under load). If this process dies mid-import, the worker takes the free lease and fails it.
+        record = store.create_list(name=list_name, mode=mode, source_kind="csv", source=file_name,
+                                   lease_owner=str(this_process()), lease_seconds=IMPORT_LEASE_S)
         try:
             staged.replace(store.list_path(record.id))
             stats = write_keys(store.list_path(record.id), conversion.email_column, store.list_keys_path(record.id),

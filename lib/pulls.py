@@ -180,6 +180,9 @@ class PullWorker:
         staged = store.data_dir / "lists" / f".incoming-{record.id}.parquet"
         staged.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if record.source_kind == "csv":  # its importer died before the rows were in place (lib.lists)
+                raise PullError("The import of this file stopped before it finished (the app was stopped or "
+                                "restarted meanwhile): add the file again.")
             audience = store.get_audience(record.audience_id) if record.audience_id else None
             connection = store.get_connection(record.connection_id) if record.connection_id else None
             if audience is None or connection is None:

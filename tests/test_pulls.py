@@ -1,6 +1,7 @@
 """Audience pulls against the sandbox: counts, chunked writing, errors, interruption by a restart."""
 from __future__ import annotations
 
+import io
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -218,3 +219,36 @@ def test_build_query_skips_blank_filters_and_keeps_exists_without_value() -> Non
     assert query.event_name == "Charged"
     assert query.profile_fields() == [{"name": "Phone", "operator": "exists"}]
     assert "Phone exists" in query.describe()
+
+
+def test_a_csv_list_being_imported_is_never_taken_for_a_pull(runtime, monkeypatch) -> None:
+    """The worker's round falls exactly between the list row and its rows: it must leave the import alone
+    (it took the list for a pull, failed it and deleted the file just written: Verify then broke)."""
+    from lib import lists
+
+    rounds: list[bool] = []
+    write_keys = lists.write_keys
+
+    def keys_during_a_worker_round(*args, **kwargs):
+        rounds.append(worker_for(runtime).run_once())
+        return write_keys(*args, **kwargs)
+
+    monkeypatch.setattr(lists, "write_keys", keys_during_a_worker_round)
+    record, _ = lists.add_csv_list(runtime.store, runtime.mode, io.BytesIO(b"Email\na@x.com\nb@x.com\n"),
+                                   file_name="fresh.csv", max_bytes=10**6, user=OPERATOR)
+    assert rounds == [False]  # nothing to pull
+    record = runtime.store.list_record(record.id)
+    assert record.state == "ready" and record.rows == 2 and runtime.store.list_path(record.id).exists()
+
+
+def test_a_csv_import_whose_process_died_is_failed_by_the_worker(runtime) -> None:
+    dead = ProcessId(socket.gethostname(), 2**22 + 17, 1)
+    record = runtime.store.create_list(name="half", mode=runtime.mode, source_kind="csv", source="half.csv",
+                                       lease_owner=str(dead), lease_seconds=3600)
+    half_written = runtime.store.list_path(record.id)
+    half_written.parent.mkdir(parents=True, exist_ok=True)
+    half_written.write_bytes(b"half")
+    assert worker_for(runtime).run_once()
+    failed = runtime.store.list_record(record.id)
+    assert failed.state == "failed" and "add the file again" in (failed.error or "")
+    assert not half_written.exists()

@@ -36,15 +36,19 @@ class ListsStore(Database):
 
     def create_list(self, *, name: str, mode: str, source_kind: str, source: str,
                     state: str = "pulling", audience_id: int | None = None,
-                    connection_id: int | None = None, expected_rows: int | None = None) -> ListRecord:
+                    connection_id: int | None = None, expected_rows: int | None = None,
+                    lease_owner: str | None = None, lease_seconds: float | None = None) -> ListRecord:
+        """A new list; `lease_owner` holds it for `lease_seconds` (a CSV import in progress: the pull
+        worker takes only a list whose lease is free)."""
         now = utc_now()
+        until = None if lease_owner is None or lease_seconds is None else time.time() + lease_seconds
         with self._tx() as con:
             cur = con.execute(
                 """INSERT INTO lists (name, mode, source_kind, source, audience_id, connection_id,
-                                      state, expected_rows, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                      state, expected_rows, created_at, updated_at, lease_owner, lease_until)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (name, mode, source_kind, source, audience_id, connection_id, state, expected_rows,
-                 now, now))
+                 now, now, lease_owner, until))
         return self.list_record(int(cur.lastrowid or 0))
 
     def update_list(self, list_id: int, **changes: Any) -> ListRecord:
