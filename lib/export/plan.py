@@ -162,6 +162,9 @@ class ExportPlan:
     notes: tuple[str, ...]
     reasons: pd.DataFrame = field(repr=False)  # unsubscribes by rule and Clearout reason (reason_table)
     changes_files: tuple[Path, ...] = ()
+    # The newest export run when the dry run began (None: not known). A run of the same list to the same
+    # project since then makes the plan stale (what it would send was sent), and the store refuses it.
+    runs_seen: int | None = None
 
     def change_batches(self, rows: int = 100_000) -> Iterator[pd.DataFrame]:
         """The changes in send order, at most `rows` at a time."""
@@ -185,7 +188,7 @@ class ExportPlan:
                 "options": self.options.to_json(), "tag": self.tag, "summary": asdict(self.summary),
                 "errors": list(self.errors), "warnings": list(self.warnings), "notes": list(self.notes),
                 "reasons": self.reasons.to_dict(orient="records"),
-                "changes_files": [str(path) for path in self.changes_files]}
+                "changes_files": [str(path) for path in self.changes_files], "runs_seen": self.runs_seen}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ExportPlan:
@@ -195,7 +198,8 @@ class ExportPlan:
                    changes=None, summary=PlanSummary(**raw["summary"]), errors=tuple(raw["errors"]),
                    warnings=tuple(raw["warnings"]), notes=tuple(raw["notes"]),
                    reasons=reasons.astype({"Profiles": "int64"}),
-                   changes_files=tuple(Path(path) for path in raw["changes_files"]))
+                   changes_files=tuple(Path(path) for path in raw["changes_files"]),
+                   runs_seen=None if raw.get("runs_seen") is None else int(raw["runs_seen"]))
 
     def read_changes(self) -> pd.DataFrame:
         """Every change in one frame: for small plans and tests (a big plan does not fit in memory)."""

@@ -53,6 +53,7 @@ def plan_export(store: Store, list_id: int, options: ExportOptions, *, guardrail
         PlanError: the list does not exist, has no email column or no finished verification, or its
             files are missing.
     """
+    runs_seen = store.last_export_run_id()  # before reading: a run starting meanwhile makes this plan stale
     record = store.get_list(list_id)
     job = store.latest_done_job(list_id) if record is not None else None
     if record is None or job is None or not record.email_column:
@@ -97,7 +98,8 @@ def plan_export(store: Store, list_id: int, options: ExportOptions, *, guardrail
     found = pd.concat(reasons, ignore_index=True) if reasons else pd.DataFrame(columns=["rule", "reason", "Profiles"])
     return ExportPlan(list_id=list_id, job_id=job.id, list_name=record.name, method=context.method,
                       options=context.options, tag=context.tag, changes=None, changes_files=targets, summary=summary,
-                      errors=errors_out, warnings=warnings, notes=notes_out, reasons=reason_table(found))
+                      errors=errors_out, warnings=warnings, notes=notes_out, reasons=reason_table(found),
+                      runs_seen=runs_seen)
 
 
 def forget_old_plans(folder: Path, *, now: float | None = None) -> None:

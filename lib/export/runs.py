@@ -88,7 +88,8 @@ def start_run(store: Store, plan: ExportPlan, connection: Connection, *, user: U
                       unknown_prior_chosen_at=utc_now())
     run = store.create_export_run(kind="export", list_id=plan.list_id, job_id=plan.job_id, connection=connection,
                                   list_name=plan.list_name, actions=plan.actions, policy=policy,
-                                  method=plan.method, actor=user.email, tag=plan.tag, counts=counts)
+                                  method=plan.method, actor=user.email, tag=plan.tag, counts=counts,
+                                  runs_seen=plan.runs_seen)
     if not deferred:
         run = hand_over(store, run, plan.change_batches(), batch_size)
     actions.record(store, user, "export_applied", target=f"run {run.id}: {plan.list_name} → {connection.name}",

@@ -36,16 +36,30 @@ class ExportsStore(Database):
                           connection: Connection, list_name: str, actions: list[str],
                           policy: dict[str, Any], method: str, actor: str,
                           parent_run_id: int | None = None, tag: str = "",
-                          counts: dict[str, Any] | None = None) -> ExportRun:
+                          counts: dict[str, Any] | None = None, runs_seen: int | None = None) -> ExportRun:
         """A new run ('planned').
 
         Raises:
             DuplicateRun: this plan (tag) was applied already, this run has an undo already, or a run
                 of this list to this project is still sending; checked in the same step as the insert,
-                so two people applying together get one run between them.
+                so two people applying together get one run between them; or (with `planned_at`, when
+                `runs_seen`, the newest run when the dry run began) an export of this list to this project
+                since then.
         """
         try:
             with self._tx() as con:
+                if runs_seen is not None and list_id is not None and kind == "export":
+                    # Another plan's run, ended (the same plan applied twice, or a run still sending, is the
+                    # triggers' case below, said more plainly).
+                    since = con.execute("SELECT * FROM export_runs WHERE kind = 'export' AND list_id = ? AND "
+                                        "connection_id = ? AND id > ? AND tag != ? AND state NOT IN "
+                                        "('planned', 'running') ORDER BY id DESC LIMIT 1",
+                                        (list_id, connection.id, runs_seen, tag)).fetchone()
+                    if since is not None:
+                        raise DuplicateRun(
+                            f"This list was already applied to {connection.name} after this dry run was made, as "
+                            f"run {since['id']} (by {since['actor']}, {since['created_at'].replace('T', ' ')[:16]} "
+                            "UTC): make a new dry run, which shows what is left to change.")
                 cur = con.execute(
                     """INSERT INTO export_runs (kind, parent_run_id, list_id, job_id, connection_id,
                            account_id, region, list_name, connection_name, actions_json, policy_json,
@@ -81,6 +95,11 @@ class ExportsStore(Database):
             return DuplicateRun(f"An export of this list to {connection.name} is still sending: {said(active[-1])}. "
                                 "Wait until it ends, or stop it, then make a new dry run.")
         return DuplicateRun(f"The store refused the run ({reason}).")
+
+    def last_export_run_id(self) -> int:
+        """The newest run's id (0 when there is none)."""
+        found = self._one("SELECT coalesce(max(id), 0) AS last FROM export_runs")
+        return int(found["last"]) if found is not None else 0
 
     def update_export_run(self, run_id: int, **changes: Any) -> ExportRun:
         if "counts" in changes:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from lib import columns as C
 from lib.export.applier import RunApplier
-from lib.export.plan import ExportOptions
+from lib.export.plan import ExportOptions, ExportPlan
 from lib.export.planfile import plan_export
 from lib.export.runs import start_run
 from lib.export.undo import start_undo
@@ -65,6 +65,30 @@ def test_a_second_plan_of_a_list_waits_while_the_first_is_sending(make_sandbox, 
         assert f"run {first.id} (by ana" in exc.message and "still sending" in exc.message
     else:
         raise AssertionError("a second run of the list started while the first was sending")
+
+
+def test_a_dry_run_made_before_another_run_of_the_list_ended_is_refused(make_sandbox, tmp_path) -> None:
+    """Two people each make a dry run; one applies and it ends before the other clicks: the second plan
+    would send what was sent already. It is refused, and a new dry run shows what is left."""
+    sb = make_sandbox()
+    store = Store(tmp_path / "data")
+    record = make_verified_list(store, pull(sb, 30), lambda i: C.INVALID if i % 2 == 0 else C.VALID)
+    connection = connect(store, sb)
+    mine = plan_export(store, record.id, ExportOptions(), guardrail_pct=100)
+    mine = ExportPlan.from_json(mine.to_json())  # as the worker's dry run task hands it to the page
+    theirs = plan_export(store, record.id, ExportOptions(), guardrail_pct=100)
+    first = start_run(store, theirs, connection, user=OTHER_OPERATOR)
+    with client_for(sb) as client:
+        assert RunApplier(store, first.id, client).apply().state == "done"
+    try:
+        start_run(store, mine, connection, user=OPERATOR)
+    except DuplicateRun as exc:
+        assert f"after this dry run was made, as run {first.id} (by" in exc.message and "new dry run" in exc.message
+    else:
+        raise AssertionError("a dry run older than the list's last run was applied")
+    assert [r.id for r in store.list_export_runs()] == [first.id]
+    fresh = plan_export(store, record.id, ExportOptions(), guardrail_pct=100)
+    assert fresh.summary.changes == 0 or start_run(store, fresh, connection, user=OPERATOR).id != first.id
 
 
 def test_two_undos_of_one_run_make_one_undo_run(make_sandbox, tmp_path) -> None:
