@@ -49,3 +49,4 @@ def run_panel() -> None:
 
 
 run_panel()
+ui.glossary()  # the funnel's words, as on Lists, Verify and Results

@@ -342,7 +342,7 @@ def csv_export_undone(walk: Walk, sandbox: Sandbox, undeliverable: int) -> None:
     walk.rendered()
     walk.check()
     walk.shot("history-csv-undo-dry-run")
-    page.get_by_role("button", name=re.compile(r"^Undo run 3: re-subscribe 1 profile$")).click()
+    page.get_by_role("button", name=re.compile(r"^Undo run 3: re-subscribe 1 address$")).click()
     expect(run).to_have_value(re.compile(r"^Run 4 · Undo · spring-newsletter "))
     walk.text("Done · ")
     walk.rendered()

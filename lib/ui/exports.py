@@ -16,7 +16,8 @@ from lib.access import OPERATOR
 from lib.errors import UserError
 from lib.export import runs, views
 from lib.export.payloads import sample_payload
-from lib.export.plan import RULES, UNKNOWN_PRIOR_CHOICES, ExportOptions, ExportPlan, confirmation_phrase
+from lib.export.plan import (METHOD_SUBSCRIBE, RULES, UNKNOWN_PRIOR_CHOICES, ExportOptions, ExportPlan,
+                             confirmation_phrase)
 from lib.export.properties import append_table, columns_from_table
 from lib.export.undo import start_undo
 from lib.figures import plural
@@ -268,8 +269,9 @@ def _undo_preview(task: Task, run_id: int) -> None:
         st.caption(f"The first {len(preview.preview):,} of {preview.candidates:,} checked now; every one is "
                    "checked again just before its batch is written.")
     count = preview.resubscribes(choice)
-    if st.button(f"Undo run {run_id}: re-subscribe {'' if preview.checked_all else 'up to '}{count:,} "
-                 f"{'profile' if count == 1 else 'profiles'}", key="history_undo", type="primary",
+    unit = "addresses" if runtime().store.export_run(run_id).method == METHOD_SUBSCRIBE else "profiles"
+    if st.button(f"Undo run {run_id}: re-subscribe {'' if preview.checked_all else 'up to '}"
+                 f"{funnel.counted(count, unit)}", key="history_undo", type="primary",
                  disabled=count == 0 or (preview.needs_choice and choice is None)):
         try:
             undo = start_undo(runtime().store, run_id, user=current_user(),

@@ -112,6 +112,9 @@ def test_dry_run_shows_the_plan_then_apply_creates_a_run(monkeypatch, tmp_path) 
     assert steps["Matching your rules"] == expected.matched_rows == expected.undeliverable_matched
     assert f"{expected.undeliverable_rows:,} undeliverable rows (as on Results)" in rendered_text(at)
     assert f"= **{expected.to_unsubscribe:,} profiles to unsubscribe**" in rendered_text(at)
+    # The dry run's words mean what the glossary says, as on Lists, Verify and Results.
+    [words] = [d.value for d in at.dataframe if list(d.value.columns) == ["Word", "Meaning"]]
+    assert {"Matching your rules", "With a profile key", "Distinct profiles", "To unsubscribe"} <= set(words["Word"])
 
     at.checkbox(key="export_rule_catch_all").check().run()
     assert "choices changed since the dry run" in rendered_text(at)
