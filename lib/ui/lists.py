@@ -145,7 +145,7 @@ def list_table(records: list[ListRecord]) -> None:
                  column_config={"Name": st.column_config.TextColumn(width="medium"),
                                 "Source": st.column_config.TextColumn(width="large"),
                                 "Added": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-                                **{c: st.column_config.NumberColumn(format="localized", width="small", help=h)
+                                **{c: st.column_config.NumberColumn(format="localized", help=h)
                                    for c, h in lists.COUNT_HELP.items()}})
 
 
