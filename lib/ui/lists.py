@@ -105,9 +105,17 @@ def csv_form(rt: Runtime) -> None:
                f"Up to {rt.settings.upload_max_mb} MB (UPLOAD_MAX_MB); comma, semicolon or tab separated.")
     # The browser refuses a bigger file before sending it (the uploader says "200MB per file", from the
     # same setting); lib.serve sets Streamlit's server cap to match.
-    upload = st.file_uploader("CSV file", key="lists_upload", max_upload_size=max(1, rt.settings.upload_max_mb))
-    csv_name = st.text_input("List name", key="lists_csv_name", placeholder="Defaults to the file name")
-    if upload is None or not st.button("Add to My lists", key="lists_add_csv", type="primary"):
+    # A form: the file, the name and the click reach the server together. Apart, a name typed just before
+    # the click made its own rerun on leaving the field, and a busy server could drop the click.
+    with st.form("lists_csv_form", border=False):
+        upload = st.file_uploader("CSV file", key="lists_upload",
+                                  max_upload_size=max(1, rt.settings.upload_max_mb))
+        csv_name = st.text_input("List name", key="lists_csv_name", placeholder="Defaults to the file name")
+        added = st.form_submit_button("Add to My lists", key="lists_add_csv", type="primary")
+    if not added:
+        return
+    if upload is None:
+        st.error("Choose a CSV file first (drag it onto the box above, or browse).")
         return
     try:
         with st.spinner(f"Reading {escape_md(upload.name)}…"):

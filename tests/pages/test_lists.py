@@ -74,6 +74,14 @@ def test_the_uploader_and_the_help_say_one_limit(monkeypatch, tmp_path) -> None:
     assert ui.runtime().settings.upload_max_bytes == 50 * 2**20  # what the import refuses above
 
 
+def test_adding_without_a_file_says_what_to_do(monkeypatch, tmp_path) -> None:
+    at = open_lists(monkeypatch, tmp_path)
+    at.text_input(key="lists_csv_name").input("spring")
+    at.button(key="lists_add_csv").click().run()  # the form's submit: the name and the click together
+    assert [e.value for e in at.error] == ["Choose a CSV file first (drag it onto the box above, or browse)."]
+    assert ui.runtime().store.list_lists("sandbox") == []
+
+
 def test_count_then_pull_an_audience_into_my_lists(monkeypatch, tmp_path) -> None:
     at = open_lists(monkeypatch, tmp_path)
     assert at.date_input(key="lists_dates").value == audiences.default_range()
