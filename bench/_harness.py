@@ -1,12 +1,17 @@
-"""What every benchmark shares: one JSON line per figure, peak RSS, a timer."""
+"""What every benchmark shares: one JSON line per figure, peak RSS, a timer, a sandbox in its own process."""
 from __future__ import annotations
 
 import json
 import resource
+import subprocess
 import sys
 import time
 from contextlib import contextmanager
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def emit(bench: str, metric: str, value: float, unit: str, target: str | None = None) -> None:
@@ -31,3 +36,17 @@ def timer() -> Iterator[list[float]]:
         yield elapsed
     finally:
         elapsed[0] = time.perf_counter() - start
+
+
+def start_sandbox(*options: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """`python -m lib.sandbox --port 0 OPTIONS…` in its own process (so that its CPU is not the
+    benchmark's); returns it and its startup line (base URLs and credentials)."""
+    process = subprocess.Popen([sys.executable, "-m", "lib.sandbox", "--port", "0", *options],
+                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        process.kill()
+        process.wait(10)
+        raise RuntimeError("the sandbox did not start")
+    return process, json.loads(line)

@@ -10,10 +10,8 @@ Ideal throughput: 15 calls in flight x 1000 profiles per call / 0.1 s latency = 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +22,7 @@ import numpy as np
 import pandas as pd
 import requests
 
-from bench._harness import emit, peak_rss_mb, timer
+from bench._harness import emit, peak_rss_mb, start_sandbox, timer
 from lib import columns as co
 from lib.access import local_user
 from lib.clevertap import CleverTapClient
@@ -40,18 +38,6 @@ BENCH = "export"
 LATENCY_MS = 100
 IN_FLIGHT = 15
 IDEAL = IN_FLIGHT * 1000 / (LATENCY_MS / 1000)
-
-
-def start_sandbox(profiles: int, latency_ms: float = LATENCY_MS) -> tuple[subprocess.Popen, dict]:
-    """The sandbox in its own process; returns it and its startup line (bases and credentials)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lib.sandbox", "--latency-ms", str(latency_ms), "--port", "0",
-         "--profiles", str(profiles)], stdout=subprocess.PIPE, text=True)
-    line = process.stdout.readline()
-    if not line:
-        process.kill()
-        raise RuntimeError("the sandbox did not start")
-    return process, json.loads(line)
 
 
 def process_cpu_seconds(pid: int | None = None) -> float:
@@ -97,7 +83,7 @@ def main(argv: list[str]) -> int | None:
     args = parser.parse_args(argv)
 
     merged = audience_rows(args.profiles)
-    process, info = start_sandbox(0)
+    process, info = start_sandbox("--latency-ms", str(LATENCY_MS), "--profiles", "0")
     admin = info["clevertap_base"].split("/clevertap/")[0] + "/_sandbox"
     try:
         with tempfile.TemporaryDirectory() as data_dir:

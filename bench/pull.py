@@ -9,16 +9,14 @@ every generated profile (App Launched, the most common, covers about 88%).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from bench._harness import emit, peak_rss_mb, timer
+from bench._harness import emit, peak_rss_mb, start_sandbox, timer
 from lib import audiences, connections
 from lib.access import local_user
 from lib.pulls import PullWorker, count_audience
@@ -35,22 +33,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _start_sandbox(profiles: int) -> tuple[subprocess.Popen, dict]:
-    process = subprocess.Popen([sys.executable, "-m", "lib.sandbox", "--profiles", str(profiles), "--port", "0"],
-                               stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
-    line = process.stdout.readline()
-    if not line:
-        process.kill()
-        raise SystemExit("the sandbox did not start")
-    return process, json.loads(line)
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench pull")
     parser.add_argument("--profiles", type=int, default=200_000)
     args = parser.parse_args(argv)
 
-    sandbox, info = _start_sandbox(args.profiles)
+    sandbox, info = start_sandbox("--profiles", str(args.profiles))
     try:
         with tempfile.TemporaryDirectory() as folder:
             settings = load_settings(Path(folder) / ".env", environ={

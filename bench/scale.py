@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench._harness import emit, peak_rss_mb, timer
+from bench._harness import emit, peak_rss_mb, start_sandbox, timer
 
 BENCH = "scale"
 PART_ROWS = 500_000
@@ -274,18 +274,6 @@ def second_list(data_dir: Path, list_id: int, job_id: int) -> int:
     return record.id
 
 
-def _sandbox() -> tuple[subprocess.Popen[str], dict[str, str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lib.sandbox", "--credits", "50000000", "--port", "0", "--profiles", "100",
-         "--bulk-seconds", "2"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line:
-        process.wait(10)
-        raise RuntimeError("the sandbox did not start")
-    return process, json.loads(line)
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench scale", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -312,7 +300,7 @@ def main(argv: list[str]) -> int:
         listed = child("lists", data_dir, source, "Big list")
         emit(BENCH, "keys_seconds", listed["keys_seconds"], "s")
         emit(BENCH, "lists_peak_rss_mb", listed["lists_peak_rss_mb"], "MB", "<= 2000")
-        sandbox, sb = _sandbox()
+        sandbox, sb = start_sandbox("--credits", "50000000", "--profiles", "100", "--bulk-seconds", "2")
         verified = child("verify", data_dir, listed["list_id"], sb)
         for name, unit, target in (("to_verify", "emails", None), ("parts", "files", None),
                                    ("most_parts_at_once", "files", "<= 3"), ("plan_seconds", "s", None),

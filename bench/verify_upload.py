@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bench._harness import emit, peak_rss_mb, timer
+from bench._harness import emit, peak_rss_mb, start_sandbox, timer
 
 BENCH = "verify-upload"
 CACHE_DAYS = 30
@@ -94,17 +94,6 @@ def prepare(data_dir: Path, emails: int, cached: int, seed: int = 7) -> dict[str
     return {"list_id": record.id, "rows": emails, "unique_valid": len(unique), "cached": len(hits)}
 
 
-def _start_sandbox() -> tuple[subprocess.Popen, dict[str, str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lib.sandbox", "--credits", "2000000", "--port", "0", "--profiles", "100",
-         "--bulk-seconds", "3600"], stdout=subprocess.PIPE, text=True)
-    line = process.stdout.readline()
-    if not line:
-        process.wait(10)
-        raise RuntimeError("the sandbox did not start")
-    return process, json.loads(line)
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench verify-upload", description=__doc__.splitlines()[0])
     parser.add_argument("--emails", type=int, default=1_000_000)
@@ -123,7 +112,7 @@ def main(argv: list[str]) -> int:
                                     "--cached", str(args.cached), "--prepare-only", str(workdir / "data")],
                                    check=True, capture_output=True, text=True)
         facts = json.loads(built.stdout.strip().splitlines()[-1])
-        sandbox, sb = _start_sandbox()
+        sandbox, sb = start_sandbox("--credits", "2000000", "--profiles", "100", "--bulk-seconds", "3600")
         figures = run(workdir / "data", facts["list_id"], sb)
         emit(BENCH, "rows", facts["rows"], "rows")
         emit(BENCH, "setup_seconds", setup[0], "s")

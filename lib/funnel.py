@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
-from lib.export.plan import METHOD_SUBSCRIBE, ExportPlan, PlanSummary
+from lib.export.plan import METHOD_SUBSCRIBE, PlanSummary
 from lib.figures import Metric, plural
 from lib.merge import KeyFigures
 from lib.store import ListRecord
@@ -70,21 +70,27 @@ def counted(count: int, unit: str) -> str:
     return plural(count, _ONE.get(unit, unit), unit)
 
 
-def export_unit(plan: ExportPlan) -> str:
-    """What an export changes once each: profiles, or addresses for a list of addresses only (Subscribe API)."""
-    return "addresses" if plan.method == METHOD_SUBSCRIBE else "profiles"
+def export_unit(method: str) -> str:
+    """What an export (or its undo) changes once each, by its method: profiles, or addresses for a list of
+    addresses only (the Subscribe API)."""
+    return "addresses" if method == METHOD_SUBSCRIBE else "profiles"
+
+
+def distinct_addresses(record: ListRecord) -> int:
+    """A list's distinct addresses, well-formed or not (lists made before the count: the well-formed ones)."""
+    return record.distinct_addresses if record.distinct_addresses is not None else record.unique_emails
 
 
 def list_stages(record: ListRecord) -> list[Stage]:
     """Rows → with an address → well-formed → distinct addresses (Lists)."""
-    distinct = record.distinct_addresses if record.distinct_addresses is not None else record.unique_emails
     return [Stage("Rows", record.rows, "rows"), Stage("With an address", record.rows - record.missing_emails, "rows"),
-            Stage("Well-formed", record.valid_emails, "rows"), Stage("Distinct addresses", distinct, "addresses")]
+            Stage("Well-formed", record.valid_emails, "rows"),
+            Stage("Distinct addresses", distinct_addresses(record), "addresses")]
 
 
 def syntax_errors(record: ListRecord) -> int:
     """Distinct addresses of a list failing the syntax check."""
-    return max(0, (record.distinct_addresses or record.unique_emails) - record.unique_emails)
+    return max(0, distinct_addresses(record) - record.unique_emails)
 
 
 def verdict_stages(distinct: int, syntax: int, cached: int, bought: int, *, done: bool) -> list[Stage]:

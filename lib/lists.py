@@ -18,7 +18,8 @@ from lib import actions
 from lib.access import ADMIN, OPERATOR, User, require
 from lib.errors import UserError
 from lib.csv_import import convert_csv
-from lib.funnel import TERMS, list_stages, syntax_errors
+from lib.figures import plural
+from lib.funnel import TERMS, distinct_addresses, list_stages, syntax_errors
 from lib.listkeys import with_distinct_addresses, write_keys
 from lib.processes import this_process
 from lib.store import ListRecord, Store, StoreError
@@ -168,10 +169,8 @@ _STATE_LABELS = {"pulling": "Pulling…", "ready": "Ready", "failed": "Failed"} 
 def added_line(record: ListRecord) -> str:
     """What a list just added holds, in the funnel's words (Lists' table, Verify and Results say the same)."""
     syntax = syntax_errors(record)
-    distinct = record.distinct_addresses if record.distinct_addresses is not None else record.unique_emails
-    return (f"{record.rows:,} {'row' if record.rows == 1 else 'rows'}, {distinct:,} distinct "
-            f"{'address' if distinct == 1 else 'addresses'}"
-            + (f" ({syntax:,} with a syntax error)" if syntax else ""))
+    distinct = plural(distinct_addresses(record), "distinct address", "distinct addresses")
+    return f"{plural(record.rows, 'row')}, {distinct}" + (f" ({syntax:,} with a syntax error)" if syntax else "")
 
 
 def my_lists(store: Store, mode: str) -> list[ListRecord]:

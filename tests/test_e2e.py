@@ -336,22 +336,29 @@ def csv_export_undone(walk: Walk, sandbox: Sandbox, undeliverable: int) -> None:
     walk.open("History")
     run = page.get_by_role("combobox", name="Run")
     expect(run).to_have_value(re.compile(r"^Run 3 · Export · spring-newsletter "))
+    undo(walk, 3, "spring-newsletter", r"^Undo run 3: re-subscribe 1 address$", shots="history-csv")
+    after = {address: sandbox.address_subscription(address) for address in (UNDELIVERABLE, *DELIVERABLE)}
+    # Subscribed again, as before (an explicit re-subscribe where there was no preference); the rest untouched.
+    assert after[UNDELIVERABLE] is not False and after[UNDELIVERABLE] == (before[UNDELIVERABLE] or True)
+    assert {a: after[a] for a in DELIVERABLE} == {a: before[a] for a in DELIVERABLE}
+
+
+def undo(walk: Walk, run_id: int, list_name: str, button: str, *, shots: str) -> None:
+    """On History, showing run `run_id`: the undo's dry run, then the undo; the page shows the new run, done."""
+    page = walk.page
     page.get_by_role("tab", name="Undo").click()
     walk.button("Dry run the undo").click()
     walk.text("Will be re-subscribed")
     walk.rendered()
     walk.check()
-    walk.shot("history-csv-undo-dry-run")
-    page.get_by_role("button", name=re.compile(r"^Undo run 3: re-subscribe 1 address$")).click()
-    expect(run).to_have_value(re.compile(r"^Run 4 · Undo · spring-newsletter "))
+    walk.shot(f"{shots}-undo-dry-run")
+    page.get_by_role("button", name=re.compile(button)).click()
+    expect(page.get_by_role("combobox", name="Run")).to_have_value(
+        re.compile(rf"^Run {run_id + 1} · Undo · {re.escape(list_name)} "))  # the page shows the new run
     walk.text("Done · ")
     walk.rendered()
     walk.check()
-    walk.shot("history-csv-undone")
-    after = {address: sandbox.address_subscription(address) for address in (UNDELIVERABLE, *DELIVERABLE)}
-    # Subscribed again, as before (an explicit re-subscribe where there was no preference); the rest untouched.
-    assert after[UNDELIVERABLE] is not False and after[UNDELIVERABLE] == (before[UNDELIVERABLE] or True)
-    assert {a: after[a] for a in DELIVERABLE} == {a: before[a] for a in DELIVERABLE}
+    walk.shot(f"{shots}-undone")
 
 
 def history(walk: Walk) -> None:
@@ -362,18 +369,7 @@ def history(walk: Walk) -> None:
     walk.text("Done · ")
     walk.check()
     walk.shot("history")
-    page.get_by_role("tab", name="Undo").click()
-    walk.button("Dry run the undo").click()
-    walk.text("Will be re-subscribed")
-    walk.rendered()
-    walk.check()
-    walk.shot("history-undo-dry-run")
-    page.get_by_role("button", name=re.compile(r"^Undo run 1: re-subscribe up to [\d,]+ profiles$")).click()
-    expect(run).to_have_value(re.compile(r"^Run 2 · Undo · App Launched "))  # the page shows the new run
-    walk.text("Done · ")
-    walk.rendered()
-    walk.check()
-    walk.shot("history-undone")
+    undo(walk, 1, "App Launched", r"^Undo run 1: re-subscribe up to [\d,]+ profiles$", shots="history")
     # A refresh (a deep link to /history on the same server) finds both runs where they were.
     page.reload()
     walk.heading("History", level=1)

@@ -53,4 +53,4 @@ def test_one_of_a_kind_is_said_in_the_singular_and_address_lists_count_addresses
     text = funnel.export_reconciliation(plan.summary, "addresses")
     assert text == "1 undeliverable row (as on Results) = 1 row matching your rules = **1 address to unsubscribe**"
     assert [stage.text for stage in funnel.export_stages(plan.summary)] == ["1 row", "1 row", "1 profile", "1 profile"]
-    assert funnel.export_unit(plan) == "profiles"
+    assert funnel.export_unit(plan.method) == "profiles"

@@ -59,7 +59,7 @@ class ExportsStore(Database):
                         raise DuplicateRun(
                             f"This list was already applied to {connection.name} after this dry run was made, as "
                             f"run {since['id']} (by {since['actor']}, {since['created_at'].replace('T', ' ')[:16]} "
-                            "UTC): make a new dry run, which shows what is left to change.")
+                            "UTC): see it on History, and make a new dry run only if the list should be sent again.")
                 cur = con.execute(
                     """INSERT INTO export_runs (kind, parent_run_id, list_id, job_id, connection_id,
                            account_id, region, list_name, connection_name, actions_json, policy_json,

@@ -16,7 +16,7 @@ from lib.access import OPERATOR
 from lib.errors import UserError
 from lib.export import runs, views
 from lib.export.payloads import sample_payload
-from lib.export.plan import (METHOD_SUBSCRIBE, RULES, UNKNOWN_PRIOR_CHOICES, ExportOptions, ExportPlan,
+from lib.export.plan import (RULES, UNKNOWN_PRIOR_CHOICES, ExportOptions, ExportPlan,
                              confirmation_phrase)
 from lib.export.properties import append_table, columns_from_table
 from lib.export.undo import start_undo
@@ -186,7 +186,7 @@ def dry_run_panel(plan: ExportPlan, connection: Connection) -> None:
     st.subheader("Dry run: exactly what will be sent")
     metric_row(views.plan_metrics(plan))
     if plan.options.unsubscribe:
-        unit = funnel.export_unit(plan)
+        unit = funnel.export_unit(plan.method)
         st.markdown(funnel.export_reconciliation(s, unit))  # figures only: no user text
         st.plotly_chart(funnel.figure(funnel.export_stages(s, unit), f"From the rows your rules take to the {unit} "
                                                                      "unsubscribed"),
@@ -203,7 +203,7 @@ def dry_run_panel(plan: ExportPlan, connection: Connection) -> None:
                      column_config=counts("Profiles"))
     if s.changes and plan.changes_files:
         sheet, exact = st.columns(2)
-        changing = funnel.counted(s.changes, funnel.export_unit(plan))
+        changing = funnel.counted(s.changes, funnel.export_unit(plan.method))
         sheet.link_button(f"The {changing} that will change: CSV for a spreadsheet",
                           plan_link(plan, connection), icon=":material/download:", width="stretch")
         exact.link_button("The same, CSV exact (identifiers untouched)", plan_link(plan, connection, EXACT),
@@ -269,7 +269,7 @@ def _undo_preview(task: Task, run_id: int) -> None:
         st.caption(f"The first {len(preview.preview):,} of {preview.candidates:,} checked now; every one is "
                    "checked again just before its batch is written.")
     count = preview.resubscribes(choice)
-    unit = "addresses" if runtime().store.export_run(run_id).method == METHOD_SUBSCRIBE else "profiles"
+    unit = funnel.export_unit(runtime().store.export_run(run_id).method)
     if st.button(f"Undo run {run_id}: re-subscribe {'' if preview.checked_all else 'up to '}"
                  f"{funnel.counted(count, unit)}", key="history_undo", type="primary",
                  disabled=count == 0 or (preview.needs_choice and choice is None)):
