@@ -15,7 +15,7 @@ from lib import actions
 from lib.access import OPERATOR, User, require
 from lib.clevertap import CleverTapError
 from lib.errors import UserError
-from lib.lists import clean_name, unique_name
+from lib.lists import clean_name
 from lib.store import Audience, ListRecord, Store, Task
 
 DEFAULT_DAYS = 30
@@ -155,7 +155,7 @@ def count_of(task: Task) -> int | None:
 def start_pull(store: Store, mode: str, audience: Audience, list_name: str, *, user: User,
                expected_rows: int | None = None, replacing: int | None = None) -> ListRecord:
     """Create the list ('pulling'): the worker process pulls the saved audience into it. Its name is made
-    unique among the lists of the mode (`lib.lists.unique_name`; `replacing` is a list about to go).
+    unique among the lists of the mode (by the store, as it inserts; `replacing` is a list about to go).
 
     Raises:
         NotAllowed: `user` is not an operator.
@@ -167,8 +167,8 @@ def start_pull(store: Store, mode: str, audience: Audience, list_name: str, *, u
     if connection is None:
         raise PullError("That CleverTap connection was removed: connect it again first.")
     query = AudienceQuery.from_audience(audience)
-    name = unique_name(store, mode, clean_name(list_name), exclude=replacing)
-    record = store.create_list(name=name, mode=mode, source_kind="audience",
+    record = store.create_list(name=clean_name(list_name), mode=mode, source_kind="audience", unique=True,
+                               replacing=replacing,
                                source=f"{connection.name} · {query.describe()}", audience_id=audience.id,
                                connection_id=connection.id, expected_rows=expected_rows)
     actions.record(store, user, "pull_started", target=f"list {record.id}: {record.name}",

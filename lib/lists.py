@@ -22,7 +22,7 @@ from lib.figures import plural
 from lib.funnel import TERMS, distinct_addresses, list_stages, syntax_errors
 from lib.listkeys import with_distinct_addresses, write_keys
 from lib.processes import this_process
-from lib.store import ListRecord, Store, StoreError
+from lib.store import ListRecord, Store, StoreError, free_name
 
 PREVIEW_ROWS = 100
 MAX_NAME_LENGTH = 120
@@ -50,15 +50,8 @@ def clean_name(name: str) -> str:
 
 
 def unique_name(store: Store, mode: str, name: str, *, exclude: int | None = None) -> str:
-    """`name`, or `name (2)`, `name (3)`… when a list of this mode is called that already (case aside):
-    two lists both named "messy" could not be told apart on any page."""
-    taken = {r.name.casefold() for r in store.list_lists(mode) if r.id != exclude}
-    if name.casefold() not in taken:
-        return name
-    number = 2
-    while f"{name} ({number})".casefold() in taken:
-        number += 1
-    return f"{name} ({number})"
+    """`name`, or `name (2)`… when another list of this mode is called that already (`store.free_name`)."""
+    return free_name((r.name for r in store.list_lists(mode) if r.id != exclude), name)
 
 
 def default_name(file_name: str) -> str:
@@ -77,14 +70,13 @@ def add_csv_list(store: Store, mode: str, source: BinaryIO | Path, *, file_name:
     """
     require(user, OPERATOR, "Adding a list")
     wanted = clean_name(name) if name is not None else default_name(file_name)
-    list_name = unique_name(store, mode, wanted)
     staged = staging_path(store)
     try:
         conversion = convert_csv(source, staged, max_bytes=max_bytes)
         # Until its rows are in place the list is 'pulling', as a pull is, leased by this process: the
         # worker took it for an audience pull and failed it, deleting the file just written (a race seen
         # under load). If this process dies mid-import, the worker takes the free lease and fails it.
-        record = store.create_list(name=list_name, mode=mode, source_kind="csv", source=file_name,
+        record = store.create_list(name=wanted, mode=mode, source_kind="csv", source=file_name, unique=True,
                                    lease_owner=str(this_process()), lease_seconds=IMPORT_LEASE_S)
         try:
             staged.replace(store.list_path(record.id))
@@ -102,8 +94,8 @@ def add_csv_list(store: Store, mode: str, source: BinaryIO | Path, *, file_name:
         staged.unlink(missing_ok=True)
     actions.record(store, user, "list_added", target=f"list {record.id}: {record.name}",
                    detail=f"CSV {file_name}, {record.rows:,} rows", mode=mode)
-    renamed = (f"A list named {wanted} exists already: this one is called {list_name}. Rename either "
-               "under My lists." if list_name != wanted else None)
+    renamed = (f"A list named {wanted} exists already: this one is called {record.name}. Rename either "
+               "under My lists." if record.name != wanted else None)
     return record, " ".join(n for n in (conversion.notice, renamed) if n) or None
 
 

@@ -79,6 +79,13 @@ def main(argv: list[str]) -> int:
             _at(start_at)
             run = start_run(store, plan, store.connection(connection_id), user=OPERATOR)
             answer = {"run": run.id}
+        elif action == "add_csv":
+            from lib.lists import add_csv_list
+
+            source, start_at = Path(rest[0]), float(rest[1])
+            _at(start_at)
+            record, _ = add_csv_list(store, "live", source, file_name=source.name, max_bytes=10**6, user=OPERATOR)
+            answer = {"name": record.name}
         else:
             raise SystemExit(f"unknown action {action}")
     except UserError as exc:

@@ -11,6 +11,7 @@ from lib import lists
 from lib.csv_import import CsvImportError
 from lib.store import Store
 from tests.access_support import ADMIN, OPERATOR
+from tests.race_support import in_processes, in_threads
 
 MB = 1_000_000
 
@@ -100,6 +101,20 @@ def test_the_same_file_twice_gets_a_name_of_its_own(store: Store) -> None:
     with pytest.raises(lists.ListError, match="A list named MESSY \\(2\\) exists already"):
         lists.rename_list(store, first.id, "MESSY (2)", user=OPERATOR)
     assert lists.rename_list(store, first.id, "messy", user=OPERATOR).name == "messy"  # its own name is fine
+
+
+def test_two_people_adding_the_same_file_at_once_get_two_names(store: Store) -> None:
+    added = in_threads(lambda: lists.add_csv_list(store, "live", io.BytesIO(b"Email\na@x.com\n"),
+                                                  file_name="messy.csv", max_bytes=MB, user=OPERATOR), count=4)
+    assert sorted(record.name for record, _ in added) == ["messy", "messy (2)", "messy (3)", "messy (4)"]
+
+
+def test_two_processes_adding_the_same_file_at_once_get_two_names(tmp_path: Path) -> None:
+    source = tmp_path / "messy.csv"
+    source.write_bytes(b"Email\na@x.com\n")
+    Store(tmp_path / "data").close()  # the schema, before both start
+    answers = in_processes("add_csv", str(tmp_path / "data"), str(source))
+    assert sorted(answer["name"] for answer in answers) == ["messy", "messy (2)"]
 
 
 def test_overview_is_one_row_per_list(store: Store) -> None:

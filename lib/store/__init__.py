@@ -18,7 +18,7 @@ from lib.store.cache import CacheStore
 from lib.store.connections import ConnectionsStore
 from lib.store.exports import ExportsStore
 from lib.store.jobs import JobsStore
-from lib.store.lists import ListsStore
+from lib.store.lists import ListsStore, free_name
 from lib.store.records import (Action, ActiveJobExists, Activity, Audience, AuditEntry, BalanceRecord, Connection,
                                DuplicateRun, ExportBatch, ExportRun, ListRecord, StoreError, Task, VerificationJob,
                                WorkerBeat, utc_now)
@@ -27,7 +27,7 @@ from lib.store.workers import WorkersStore
 
 __all__ = ["Action", "ActiveJobExists", "Activity", "Audience", "AuditEntry", "BalanceRecord", "Connection",
            "DuplicateRun", "ExportBatch", "ExportRun", "ListRecord", "Store", "StoreError", "Task", "VerificationJob",
-           "WorkerBeat", "utc_now"]
+           "WorkerBeat", "free_name", "utc_now"]
 
 
 class Store(ConnectionsStore, ListsStore, JobsStore, CacheStore, ExportsStore, AuditStore, ActionsStore, TasksStore,

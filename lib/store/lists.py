@@ -5,11 +5,23 @@ import shutil
 import time
 from pathlib import Path
 from typing import Any
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from lib.processes import lease_is_free
 from lib.store.db import Database
 from lib.store.records import ListRecord, from_row, from_rows, must_exist, utc_now
+
+
+def free_name(taken: Iterable[str], name: str) -> str:
+    """`name`, or `name (2)`, `name (3)`… when one of `taken` is called that already (case aside): two
+    lists both named "messy" could not be told apart on any page."""
+    used = {other.casefold() for other in taken}
+    if name.casefold() not in used:
+        return name
+    number = 2
+    while f"{name} ({number})".casefold() in used:
+        number += 1
+    return f"{name} ({number})"
 
 
 class ListsStore(Database):
@@ -37,12 +49,18 @@ class ListsStore(Database):
     def create_list(self, *, name: str, mode: str, source_kind: str, source: str,
                     state: str = "pulling", audience_id: int | None = None,
                     connection_id: int | None = None, expected_rows: int | None = None,
-                    lease_owner: str | None = None, lease_seconds: float | None = None) -> ListRecord:
+                    lease_owner: str | None = None, lease_seconds: float | None = None,
+                    unique: bool = False, replacing: int | None = None) -> ListRecord:
         """A new list; `lease_owner` holds it for `lease_seconds` (a CSV import in progress: the pull
-        worker takes only a list whose lease is free)."""
+        worker takes only a list whose lease is free). With `unique`, the name is made free among the
+        lists of the mode (`free_name`; `replacing` is a list about to go) in the insert's transaction:
+        two people adding the same file at once get "messy" and "messy (2)"."""
         now = utc_now()
         until = None if lease_owner is None or lease_seconds is None else time.time() + lease_seconds
         with self._tx() as con:
+            if unique:
+                taken = con.execute("SELECT name FROM lists WHERE mode = ? AND id IS NOT ?", (mode, replacing))
+                name = free_name((row["name"] for row in taken), name)
             cur = con.execute(
                 """INSERT INTO lists (name, mode, source_kind, source, audience_id, connection_id,
                                       state, expected_rows, created_at, updated_at, lease_owner, lease_until)
