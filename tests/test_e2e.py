@@ -237,10 +237,10 @@ def results(walk: Walk, distinct: int) -> int:
 
 def funnel_of(walk: Walk, index: int) -> tuple[list[str], list[int]]:
     """The stages and figures a Plotly funnel chart of the page draws (its data, as Plotly holds it)."""
-    drawn = walk.page.evaluate("""index => {
+    drawn = walk.page.wait_for_function("""index => {  // once Plotly has drawn it
         const chart = document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')[index];
-        return {y: [...chart.data[0].y], x: [...chart.data[0].x]};
-    }""", index)
+        return chart && chart.data ? {y: [...chart.data[0].y], x: [...chart.data[0].x]} : null;
+    }""", arg=index).json_value()
     return [str(label) for label in drawn["y"]], [int(count) for count in drawn["x"]]
 
 
